@@ -1,0 +1,216 @@
+"""PyTorch <-> Flax conversion of the three models: a table of names and layouts with shape checks.
+
+Each model has one table of `Entry(torch_key, flax_path, layout)`. Conversion walks the table, checks
+every shape against the Flax model's own shapes, and fails if any key on either side is left unused.
+Transforms are pure transposes, so both directions are exact (bit for bit).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import traverse_util
+
+from jaxgan.models import Discriminator, Generator, Restorer
+
+MODELS = ("generator", "discriminator", "restorer")
+
+# layout -> (torch -> flax axes, flax -> torch axes)
+LAYOUTS = {
+    "conv": ((2, 3, 1, 0), (3, 2, 0, 1)),  # OIHW <-> HWIO
+    "conv_transpose": ((2, 3, 0, 1), (2, 3, 0, 1)),  # (in, out, kh, kw) <-> (kh, kw, in, out)
+    "vector": (None, None),
+    "count": (None, None),  # num_batches_tracked: int64 in torch, int32 in flax
+}
+
+
+class ConversionError(ValueError):
+    """A state dict or variable tree that does not fit the model: names the key and the shapes."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    torch_key: str
+    flax_path: tuple[str, ...]
+    layout: str
+
+
+def _batchnorm(torch_prefix: str, flax_name: str) -> list[Entry]:
+    return [
+        Entry(f"{torch_prefix}.weight", ("params", flax_name, "scale"), "vector"),
+        Entry(f"{torch_prefix}.bias", ("params", flax_name, "bias"), "vector"),
+        Entry(f"{torch_prefix}.running_mean", ("batch_stats", flax_name, "mean"), "vector"),
+        Entry(f"{torch_prefix}.running_var", ("batch_stats", flax_name, "var"), "vector"),
+        Entry(f"{torch_prefix}.num_batches_tracked", ("batch_stats", flax_name, "num_batches_tracked"), "count"),
+    ]
+
+
+def _layers(image_size: int) -> int:
+    return image_size.bit_length() - 3
+
+
+def table(arch: Mapping[str, Any]) -> list[Entry]:
+    """The conversion table of one model, in PyTorch's `state_dict` order."""
+    layers = _layers(arch["image_size"])
+    entries: list[Entry] = []
+    if arch["model"] == "generator":  # main = [ConvT, BN, ReLU] * L + [ConvT, Tanh]
+        for i in range(layers + 1):
+            entries.append(Entry(f"main.{3 * i}.weight", ("params", f"conv_{i}", "kernel"), "conv_transpose"))
+            if i < layers:
+                entries += _batchnorm(f"main.{3 * i + 1}", f"bn_{i}")
+    elif arch["model"] == "discriminator":  # main = [Conv, LReLU] + [Conv, BN, LReLU] * (L-1) + [Conv, Sigmoid]
+        index = 0
+        for i in range(layers + 1):
+            entries.append(Entry(f"main.{index}.weight", ("params", f"conv_{i}", "kernel"), "conv"))
+            if 0 < i < layers:
+                entries += _batchnorm(f"main.{index + 1}", f"bn_{i}")
+            index += 3 if 0 < i < layers else 2
+    elif arch["model"] == "restorer":
+        for i in range(layers):
+            entries.append(Entry(f"encoder.{i}.0.weight", ("params", f"enc_conv_{i}", "kernel"), "conv"))
+            if i > 0:
+                entries += _batchnorm(f"encoder.{i}.1", f"enc_bn_{i}")
+        for j in range(layers):
+            entries.append(Entry(f"decoder.{j}.0.weight", ("params", f"dec_conv_{j}", "kernel"), "conv_transpose"))
+            if j < layers - 1:
+                entries += _batchnorm(f"decoder.{j}.1", f"dec_bn_{j}")
+    else:
+        raise ConversionError(f"unknown model {arch['model']!r}; expected one of {MODELS}")
+    return entries
+
+
+def build_model(arch: Mapping[str, Any], dtype: Any = jnp.float32, param_dtype: Any = None) -> nn.Module:
+    """The Flax module that an architecture record (see `infer_arch`) describes."""
+    kwargs = dict(dtype=dtype, param_dtype=param_dtype or jnp.promote_types(dtype, jnp.float32))
+    fields = {k: v for k, v in arch.items() if k != "model"}
+    if arch["model"] == "generator":
+        return Generator(**fields, **kwargs)
+    if arch["model"] == "discriminator":
+        return Discriminator(**fields, **kwargs)
+    if arch["model"] == "restorer":
+        return Restorer(**fields, **kwargs)
+    raise ConversionError(f"unknown model {arch['model']!r}; expected one of {MODELS}")
+
+
+def variable_shapes(arch: Mapping[str, Any], dtype: Any = jnp.float32) -> dict[tuple[str, ...], tuple]:
+    """Flat {path: shape} of the Flax variables, from the model itself (no computation)."""
+    model = build_model(arch, dtype)
+    size, nc = arch["image_size"], arch["nc"]
+    if arch["model"] == "generator":
+        inputs = (jnp.zeros((1, arch["nz"]), dtype),)
+    elif arch["model"] == "discriminator":
+        inputs = (jnp.zeros((1, size, size, nc), dtype),)
+    else:
+        inputs = (jnp.zeros((1, size, size, nc), dtype), jnp.zeros((1, size, size, 1), dtype))
+    shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), *inputs, train=False))
+    return {path: leaf.shape for path, leaf in traverse_util.flatten_dict(shapes).items()}
+
+
+def infer_arch(model: str, state_dict: Mapping[str, Any]) -> dict[str, Any]:
+    """nc, widths, nz and image size read off the tensors of a PyTorch state dict."""
+    if model not in MODELS:
+        raise ConversionError(f"unknown model {model!r}; expected one of {MODELS}")
+
+    def weight(key: str):
+        if key not in state_dict:
+            raise ConversionError(f"not a {model} state dict: no key {key!r} (keys: {_preview(state_dict)})")
+        return tuple(state_dict[key].shape)
+
+    if model == "restorer":
+        layers = sum(1 for k in state_dict if re.fullmatch(r"encoder\.\d+\.0\.weight", k))
+        first = weight("encoder.0.0.weight")
+        skips = layers > 1 and weight("decoder.1.0.weight")[0] == 2 * weight("decoder.0.0.weight")[1]
+        return dict(model=model, nc=first[1] - 1, width=first[0], image_size=4 * 2**layers, skips=bool(skips))
+    convs = sorted(int(m.group(1)) for k in state_dict
+                   if (m := re.fullmatch(r"main\.(\d+)\.weight", k)) and len(state_dict[k].shape) == 4)
+    if len(convs) < 3:
+        raise ConversionError(f"not a {model} state dict: found {len(convs)} convolution weights "
+                              f"under 'main.N.weight' (keys: {_preview(state_dict)})")
+    first, last = weight(f"main.{convs[0]}.weight"), weight(f"main.{convs[-1]}.weight")
+    image_size = 4 * 2 ** (len(convs) - 1)
+    if model == "generator":
+        return dict(model=model, nz=first[0], ngf=last[0], nc=last[1], image_size=image_size)
+    return dict(model=model, ndf=first[0], nc=first[1], image_size=image_size)
+
+
+def torch_to_flax(arch: Mapping[str, Any], state_dict: Mapping[str, Any]) -> dict:
+    """A PyTorch state dict (numpy arrays or tensors) -> Flax variables {'params', 'batch_stats'}."""
+    entries = table(arch)
+    expected = variable_shapes(arch)
+    optional = {e.torch_key for e in entries if e.layout == "count"}  # absent in files from old PyTorch
+    _check_keys({e.torch_key for e in entries}, set(state_dict) | optional, "PyTorch state dict")
+    flat = {}
+    for entry in entries:
+        if entry.torch_key not in state_dict:
+            flat[entry.flax_path] = np.zeros((), np.int32)
+            continue
+        value = _to_numpy(state_dict[entry.torch_key])
+        axes = LAYOUTS[entry.layout][0]
+        value = value.transpose(axes) if axes else value
+        if entry.layout == "count":
+            value = value.astype(np.int32)
+        want = expected[entry.flax_path]
+        if value.shape != want:
+            torch_want = _torch_shape(want, entry.layout)
+            raise ConversionError(f"key {entry.torch_key!r}: expected shape {torch_want} for a {describe(arch)}, "
+                                  f"found {tuple(state_dict[entry.torch_key].shape)}")
+        flat[entry.flax_path] = value
+    _check_keys(set(expected), set(flat), "Flax variables")
+    return traverse_util.unflatten_dict(flat)
+
+
+def flax_to_torch(arch: Mapping[str, Any], variables: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """Flax variables -> a PyTorch state dict of numpy arrays, in `state_dict` order."""
+    flat = traverse_util.flatten_dict(dict(variables))
+    expected = variable_shapes(arch)
+    _check_keys(set(expected), set(flat), "Flax variables", name=lambda p: "/".join(p))
+    state_dict = {}
+    for entry in table(arch):
+        value = np.asarray(flat[entry.flax_path])
+        if value.shape != expected[entry.flax_path]:
+            raise ConversionError(f"{'/'.join(entry.flax_path)}: expected shape {expected[entry.flax_path]} for a "
+                                  f"{describe(arch)}, found {value.shape}")
+        axes = LAYOUTS[entry.layout][1]
+        value = value.transpose(axes) if axes else value
+        state_dict[entry.torch_key] = value.astype(np.int64) if entry.layout == "count" else np.require(value, requirements="C")
+    return state_dict
+
+
+def _torch_shape(flax_shape: tuple, layout: str) -> tuple:
+    axes = LAYOUTS[layout][1]
+    return tuple(flax_shape[a] for a in axes) if axes else flax_shape
+
+
+def _check_keys(expected: set, found: set, what: str, name=str) -> None:
+    missing, unused = sorted(expected - found), sorted(found - expected)
+    if missing or unused:
+        parts = []
+        if missing:
+            parts.append(f"missing {[name(k) for k in missing][:8]}")
+        if unused:
+            parts.append(f"unexpected {[name(k) for k in unused][:8]}")
+        raise ConversionError(f"{what} does not match the model: " + "; ".join(parts))
+
+
+def describe(arch: Mapping[str, Any]) -> str:
+    return arch["model"] + "(" + ", ".join(f"{k}={v}" for k, v in arch.items() if k != "model") + ")"
+
+
+def _preview(state_dict: Mapping[str, Any]) -> str:
+    keys = list(state_dict)
+    return ", ".join(keys[:6]) + (f", ... ({len(keys)} in all)" if len(keys) > 6 else "")
+
+
+def _to_numpy(value: Any) -> np.ndarray:
+    if hasattr(value, "detach"):  # a torch tensor
+        from jaxgan.torch_files import tensor_to_numpy
+
+        return tensor_to_numpy(value)
+    return np.asarray(value)

@@ -1,0 +1,172 @@
+"""Data sources: random access to examples as uint8 (S, S, nc) arrays.
+
+Built-in data ship inside pip packages, so nothing is downloaded: `digits` (scikit-learn's 1,797
+handwritten digits, upscaled), `photos` (random crops of the colour photographs bundled in
+scikit-image's and scikit-learn's wheels) and `fake` (random pixels, for benchmarks). Anything else
+is a folder of images. `load(index, position)` may use `position` (the example's place in the global
+stream) to key random crops and flips, so that they are the same for any device or process count.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import numpy as np
+
+from jaxgan.config import Config
+from jaxgan.data import images
+from jaxgan.data.order import STREAM_EXAMPLE, generator
+
+DIGITS_TEST = 297  # the last 297 of the 1,797 digits are held out (so 1,500 train)
+PHOTOS_TRAIN = ("astronaut", "hubble_deep_field", "immunohistochemistry", "retina", "stereo_motorcycle",
+                "china", "flower")
+PHOTOS_TEST = ("coffee", "chelsea", "rocket")
+DEFAULT_DATA = "digits"
+
+
+class Source:
+    """Random access to a data set's examples."""
+
+    name: str = ""
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def load(self, index: int, position: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        return f"{self.name}: {len(self)} examples"
+
+
+@functools.lru_cache(maxsize=8)
+def digits_images(image_size: int, nc: int) -> np.ndarray:
+    """All 1,797 digits as uint8 (1797, S, S, nc): white strokes on black, upscaled bicubically."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits().images.astype(np.float32) / 16  # (1797, 8, 8) in [0, 1]
+    resized = np.stack([images.resize(d[:, :, None], image_size, image_size) for d in digits])
+    return np.repeat(images.to_uint8(resized), nc, axis=-1)
+
+
+def digits_labels() -> np.ndarray:
+    from sklearn.datasets import load_digits
+
+    return load_digits().target
+
+
+def split_range(total: int, test: int, split: str) -> range:
+    return {"train": range(0, total - test), "test": range(total - test, total), "all": range(total)}[split]
+
+
+class Digits(Source):
+    name = "digits"
+
+    def __init__(self, image_size: int, nc: int, split: str = "train"):
+        all_images = digits_images(image_size, nc)
+        self.indices = split_range(len(all_images), DIGITS_TEST, split)
+        self.images = all_images[self.indices.start:self.indices.stop]
+        self.split = split
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def load(self, index: int, position: int) -> np.ndarray:
+        return self.images[index]
+
+    def describe(self) -> str:
+        return (f"built-in 'digits' ({self.split} split): {len(self)} of scikit-learn's handwritten digits, "
+                f"upscaled from 8x8 to {self.images.shape[1]}x{self.images.shape[1]}")
+
+
+@functools.lru_cache(maxsize=16)
+def photo(name: str) -> np.ndarray:
+    """One bundled colour photograph, uint8 HWC (from scikit-learn or scikit-image, never fetched)."""
+    if name in ("china", "flower"):
+        from sklearn.datasets import load_sample_image
+
+        return load_sample_image(f"{name}.jpg")
+    import skimage.data
+
+    image = getattr(skimage.data, name)()
+    return image[0] if isinstance(image, tuple) else image  # stereo_motorcycle: (left, right, disparity)
+
+
+class Photos(Source):
+    """Random square crops (side S to 2S, at most the photo's), resized to S, randomly flipped."""
+
+    name = "photos"
+
+    def __init__(self, image_size: int, nc: int, split: str = "train", seed: int = 0):
+        self.names = {"train": PHOTOS_TRAIN, "test": PHOTOS_TEST, "all": PHOTOS_TRAIN + PHOTOS_TEST}[split]
+        self.image_size, self.nc, self.seed, self.split = image_size, nc, seed, split
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def load(self, index: int, position: int) -> np.ndarray:
+        rng = generator(self.seed, STREAM_EXAMPLE, position)
+        return random_crop(photo(self.names[index]), self.image_size, self.nc, rng)
+
+    def describe(self) -> str:
+        return (f"built-in 'photos' ({self.split} split): random {self.image_size}x{self.image_size} crops of "
+                f"{', '.join(self.names)}")
+
+
+def random_crop(image: np.ndarray, size: int, nc: int, rng: np.random.Generator, max_scale: float = 2.0,
+                flip: bool = True) -> np.ndarray:
+    """A random square crop of side in [size, max_scale*size], resized to `size`, maybe mirrored."""
+    height, width = image.shape[:2]
+    side = int(rng.integers(size, max(size, min(int(max_scale * size), height, width)) + 1))
+    top, left = int(rng.integers(0, height - side + 1)), int(rng.integers(0, width - side + 1))
+    crop = images.to_channels(images.to_unit(image[top:top + side, left:left + side]), nc)
+    crop = images.to_uint8(images.resize(crop, size, size))
+    return crop[:, ::-1] if flip and rng.random() < 0.5 else crop
+
+
+class Fake(Source):
+    """Uniformly random pixels, the same for a given index: for benchmarks that must not wait on data."""
+
+    name = "fake"
+
+    def __init__(self, image_size: int, nc: int, size: int = 10_000):
+        self.shape, self.size = (image_size, image_size, nc), size
+        self.pool = np.random.default_rng(0).integers(0, 256, (64,) + self.shape, dtype=np.uint8)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def load(self, index: int, position: int) -> np.ndarray:
+        return self.pool[index % len(self.pool)]
+
+
+class Folder(Source):
+    """Image files under a folder, recursively: centre-cropped and resized to S, converted to nc channels."""
+
+    def __init__(self, folder: str, image_size: int, nc: int):
+        self.folder = Path(folder)
+        self.files = images.list_images(self.folder)
+        self.name, self.image_size, self.nc = str(folder), image_size, nc
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def load(self, index: int, position: int) -> np.ndarray:
+        path = self.files[index]
+        return images.prepare(images.read_image(path), self.image_size, self.nc, name=str(path))
+
+    def describe(self) -> str:
+        return f"image folder {self.folder}: {len(self)} files"
+
+
+def make_source(config: Config, split: str | None = None) -> Source:
+    """The data set a config names (`config.data`; "" = the built-in default, digits)."""
+    data, split = config.data or DEFAULT_DATA, split or config.data_split
+    if data == "digits":
+        return Digits(config.image_size, config.nc, split)
+    if data == "photos":
+        return Photos(config.image_size, config.nc, split, config.resolved_data_seed)
+    if data == "fake":
+        return Fake(config.image_size, config.nc)
+    return Folder(data, config.image_size, config.nc)

@@ -1,0 +1,7 @@
+"""Flax models: the DCGAN generator and discriminator and the restorer, NHWC, PyTorch-compatible."""
+
+from jaxgan.models.discriminator import Discriminator
+from jaxgan.models.generator import Generator
+from jaxgan.models.restorer import Restorer
+
+__all__ = ["Discriminator", "Generator", "Restorer"]

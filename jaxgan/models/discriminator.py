@@ -1,0 +1,40 @@
+"""The DCGAN discriminator D (the seed's section 4.2) in Flax, NHWC; it returns logits.
+
+The seed's final Sigmoid moves into the loss (BCE with logits): `sigmoid(D(x))` is the seed's output.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxgan.models.generator import num_upsamplings
+from jaxgan.models.layers import BatchNorm, Conv, Dtype
+
+
+class Discriminator(nn.Module):
+    """images (N, S, S, nc) -> logits (N,); at S=64, nc=3 exactly the seed's D.
+
+    `conv_0` + LeakyReLU 0.2, then `conv_i` + `bn_i` + LeakyReLU with widths ndf * 2**i down to 4x4,
+    then a 4x4 valid convolution to one logit.
+    """
+
+    ndf: int = 64
+    nc: int = 3
+    image_size: int = 64
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, images: jax.Array, train: bool = True) -> jax.Array:
+        layers = num_upsamplings(self.image_size)
+        kwargs = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+        x = Conv(self.ndf, 2, 1, name="conv_0", **kwargs)(images)
+        x = nn.leaky_relu(x, 0.2)  # (N, S/2, S/2, ndf)
+        for i in range(1, layers):
+            x = Conv(self.ndf * 2**i, 2, 1, name=f"conv_{i}", **kwargs)(x)
+            x = nn.leaky_relu(BatchNorm(name=f"bn_{i}", **kwargs)(x, train), 0.2)
+            # (N, S/2**(i+1), S/2**(i+1), ndf*2**i): at S=64 (N, 16, 16, ndf*2) ... (N, 4, 4, ndf*8)
+        x = Conv(1, 1, 0, name=f"conv_{layers}", **kwargs)(x)  # (N, 1, 1, 1)
+        return x.reshape(x.shape[0]).astype(jnp.promote_types(self.dtype, jnp.float32))

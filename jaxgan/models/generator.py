@@ -1,0 +1,45 @@
+"""The DCGAN generator G (the seed's section 4.1) in Flax, NHWC, for image sizes 32, 64 and 128."""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxgan.models.layers import BatchNorm, ConvTranspose, Dtype
+
+
+def num_upsamplings(image_size: int) -> int:
+    """Stride-2 layers after the 4x4 start: one more per doubling (the DCGAN convention)."""
+    if image_size not in (32, 64, 128):
+        raise ValueError(f"image_size must be 32, 64 or 128, got {image_size}")
+    return image_size.bit_length() - 3
+
+
+class Generator(nn.Module):
+    """z (N, nz) -> images (N, S, S, nc) in [-1, 1]; at S=64, nc=3 exactly the seed's G.
+
+    Layer i is `conv_i` (+ `bn_i`, ReLU); widths halve from ngf * 2**(L-1) to ngf, the last layer
+    maps to nc and ends in Tanh.
+    """
+
+    nz: int = 100
+    ngf: int = 64
+    nc: int = 3
+    image_size: int = 64
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, z: jax.Array, train: bool = True) -> jax.Array:
+        layers = num_upsamplings(self.image_size)
+        kwargs = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+        x = z.reshape(z.shape[0], 1, 1, self.nz)  # (N, 1, 1, nz)
+        x = ConvTranspose(self.ngf * 2 ** (layers - 1), 1, 0, name="conv_0", **kwargs)(x)
+        x = nn.relu(BatchNorm(name="bn_0", **kwargs)(x, train))  # (N, 4, 4, ngf*8) at S=64
+        for i in range(1, layers):
+            x = ConvTranspose(self.ngf * 2 ** (layers - 1 - i), 2, 1, name=f"conv_{i}", **kwargs)(x)
+            x = nn.relu(BatchNorm(name=f"bn_{i}", **kwargs)(x, train))
+            # (N, 4*2**i, 4*2**i, ngf*2**(L-1-i)): at S=64 (N, 8, 8, ngf*4) ... (N, 32, 32, ngf)
+        x = ConvTranspose(self.nc, 2, 1, name=f"conv_{layers}", **kwargs)(x)  # (N, S, S, nc)
+        return jnp.tanh(x)

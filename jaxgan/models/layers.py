@@ -1,0 +1,186 @@
+"""PyTorch-compatible layers in NHWC: convolutions, a fast transposed convolution, BatchNorm.
+
+Kernels are stored so that conversion is a pure transpose of PyTorch's weights: `Conv` keeps HWIO
+(PyTorch OIHW), `ConvTranspose` keeps (kh, kw, in, out) (PyTorch (in, out, kh, kw)), unflipped.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+DIMENSIONS = ("NHWC", "HWIO", "NHWC")
+Dtype = Any
+
+
+def dcgan_normal(mean: float = 0.0, stddev: float = 0.02):
+    """DCGAN's initialiser N(mean, stddev) (pytorch/examples' `weights_init`)."""
+
+    def init(key, shape, dtype=jnp.float32):
+        return mean + stddev * jax.random.normal(key, shape, dtype)
+
+    return init
+
+
+def conv2d(x: jax.Array, kernel: jax.Array, stride: int, padding: int) -> jax.Array:
+    """Cross-correlation as `torch.nn.functional.conv2d` computes it; `kernel` is HWIO."""
+    return lax.conv_general_dilated(
+        x, kernel, (stride, stride), [(padding, padding)] * 2, dimension_numbers=DIMENSIONS
+    )
+
+
+def _conv_transpose_dilated(x: jax.Array, kernel: jax.Array, stride: int, padding: int) -> jax.Array:
+    """The textbook form: a stride-1 convolution of the zero-dilated input with the flipped kernel."""
+    size = kernel.shape[0]
+    edge = size - 1 - padding
+    return lax.conv_general_dilated(
+        x, kernel[::-1, ::-1], (1, 1), [(edge, edge)] * 2, lhs_dilation=(stride, stride),
+        dimension_numbers=DIMENSIONS,
+    )
+
+
+def _subpixel_kernel(kernel: jax.Array) -> jax.Array:
+    """(4, 4, in, out) stride-2 kernel -> (3, 3, in, 4*out): one 3x3 convolution for all four phases.
+
+    Output row 2m takes input rows (m-1, m) with taps (3, 1); row 2m+1 takes (m, m+1) with taps (2, 0).
+    """
+    zero = jnp.zeros_like(kernel[0])
+    rows = (jnp.stack([kernel[3], kernel[1], zero]), jnp.stack([zero, kernel[2], kernel[0]]))
+    phases = []
+    for row_phase in rows:  # (3, 4, in, out)
+        zero_col = jnp.zeros_like(row_phase[:, 0])
+        for taps in ((3, 1, None), (None, 2, 0)):
+            cols = [row_phase[:, t] if t is not None else zero_col for t in taps]
+            phases.append(jnp.stack(cols, axis=1))  # (3, 3, in, out)
+    return jnp.concatenate(phases, axis=-1)  # (3, 3, in, 4*out), phase-major
+
+
+def _depth_to_space(y: jax.Array, out: int) -> jax.Array:
+    n, h, w, _ = y.shape
+    y = y.reshape(n, h, w, 2, 2, out)  # (N, H, W, row phase, col phase, out)
+    return y.transpose(0, 1, 3, 2, 4, 5).reshape(n, 2 * h, 2 * w, out)
+
+
+@jax.custom_vjp
+def conv_transpose_2x(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    """`ConvTranspose2d(kernel_size=4, stride=2, padding=1)`: (N, H, W, in) -> (N, 2H, 2W, out).
+
+    Forward in sub-pixel form (one stride-1 convolution, then depth-to-space); backward as an
+    ordinary strided convolution (input) and patches times a matrix (kernel), because autodiff of
+    an input-dilated convolution is XLA's slowest CPU path.
+    """
+    return _conv_transpose_2x_forward(x, kernel)
+
+
+def _conv_transpose_2x_forward(x, kernel):
+    y = conv2d(x, _subpixel_kernel(kernel), 1, 1)  # (N, H, W, 4*out)
+    return _depth_to_space(y, kernel.shape[-1])
+
+
+def _conv_transpose_2x_fwd(x, kernel):
+    return _conv_transpose_2x_forward(x, kernel), (x, kernel)
+
+
+def _conv_transpose_2x_bwd(residuals, grad_y):
+    x, kernel = residuals
+    grad_x = conv2d(grad_y, kernel.transpose(0, 1, 3, 2), 2, 1)  # the adjoint: a plain conv
+    patches = lax.conv_general_dilated_patches(
+        grad_y, (4, 4), (2, 2), [(1, 1)] * 2, dimension_numbers=DIMENSIONS
+    )  # (N, H, W, out*4*4), channel slowest
+    out = kernel.shape[-1]
+    grad_kernel = jnp.einsum(
+        "nhwi,nhwp->ip", x, patches, preferred_element_type=x.dtype
+    ).reshape(x.shape[-1], out, 4, 4)
+    return grad_x, grad_kernel.transpose(2, 3, 0, 1).astype(kernel.dtype)
+
+
+conv_transpose_2x.defvjp(_conv_transpose_2x_fwd, _conv_transpose_2x_bwd)
+
+
+def conv_transpose(x: jax.Array, kernel: jax.Array, stride: int, padding: int) -> jax.Array:
+    """`torch.nn.functional.conv_transpose2d` in NHWC; `kernel` is (kh, kw, in, out)."""
+    if x.shape[1:3] == (1, 1) and stride == 1 and padding == 0:  # latent -> 4x4: a matrix multiply
+        return jnp.einsum("ni,hwio->nhwo", x[:, 0, 0], kernel)
+    if (kernel.shape[0], kernel.shape[1], stride, padding) == (4, 4, 2, 1):
+        return conv_transpose_2x(x, kernel)
+    return _conv_transpose_dilated(x, kernel, stride, padding)
+
+
+class Conv(nn.Module):
+    """`nn.Conv2d(bias=False)`; kernel HWIO, initialised N(0, 0.02)."""
+
+    features: int
+    stride: int
+    padding: int
+    kernel_size: int = 4
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        shape = (self.kernel_size, self.kernel_size, x.shape[-1], self.features)
+        kernel = self.param("kernel", dcgan_normal(), shape, self.param_dtype)
+        x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
+        if x.shape[1:3] == (self.kernel_size, self.kernel_size) and self.padding == 0:
+            # A kernel that covers the whole input (D's last layer) is a matrix multiply.
+            return jnp.einsum("nhwi,hwio->no", x, kernel)[:, None, None, :]
+        return conv2d(x, kernel, self.stride, self.padding)
+
+
+class ConvTranspose(nn.Module):
+    """`nn.ConvTranspose2d(bias=False)`; kernel (kh, kw, in, out), initialised N(0, 0.02)."""
+
+    features: int
+    stride: int
+    padding: int
+    kernel_size: int = 4
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        shape = (self.kernel_size, self.kernel_size, x.shape[-1], self.features)
+        kernel = self.param("kernel", dcgan_normal(), shape, self.param_dtype)
+        return conv_transpose(x.astype(self.dtype), kernel.astype(self.dtype), self.stride, self.padding)
+
+
+class BatchNorm(nn.Module):
+    """`nn.BatchNorm2d` exactly: momentum 0.1, eps 1e-5, running variance from the unbiased batch variance.
+
+    Statistics are computed in float32 or wider whatever the compute dtype. Under `jit` with the
+    batch sharded over devices the means are over the global batch (pmap's cross-replica BatchNorm).
+    """
+
+    momentum: float = 0.1
+    epsilon: float = 1e-5
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+        features = x.shape[-1]
+        stat_dtype = jnp.promote_types(self.param_dtype, jnp.float32)
+        scale = self.param("scale", dcgan_normal(1.0), (features,), self.param_dtype)
+        bias = self.param("bias", nn.initializers.zeros, (features,), self.param_dtype)
+        running_mean = self.variable("batch_stats", "mean", jnp.zeros, (features,), stat_dtype)
+        running_var = self.variable("batch_stats", "var", jnp.ones, (features,), stat_dtype)
+        tracked = self.variable("batch_stats", "num_batches_tracked", jnp.zeros, (), jnp.int32)
+        if train:
+            values = x.astype(stat_dtype)
+            mean = values.mean(axis=(0, 1, 2))
+            var = jnp.square(values - mean).mean(axis=(0, 1, 2))
+            if not self.is_initializing():
+                count = x.size // features
+                unbiased = var * (count / max(count - 1, 1))
+                running_mean.value = (1 - self.momentum) * running_mean.value + self.momentum * mean
+                running_var.value = (1 - self.momentum) * running_var.value + self.momentum * unbiased
+                tracked.value = tracked.value + 1
+        else:
+            mean, var = running_mean.value, running_var.value
+        multiplier = scale.astype(stat_dtype) * lax.rsqrt(var + self.epsilon)
+        shift = bias.astype(stat_dtype) - mean * multiplier
+        return (x.astype(stat_dtype) * multiplier + shift).astype(self.dtype)

@@ -1,0 +1,86 @@
+"""The one place that knows about devices: the mesh, shardings, multi-host set-up, host data -> global arrays.
+
+Data parallelism is plain `jax.jit` over a 1-D mesh axis `data`: the state is replicated, the batch is
+split over every device of every process, and XLA inserts the all-reduces, so means over the batch
+(losses, gradients, BatchNorm statistics) are over the global batch, exactly as on one device.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+DATA_AXIS = "data"
+
+
+def initialize_distributed(coordinator_address: str | None = None, num_processes: int | None = None,
+                           process_id: int | None = None) -> None:
+    """Start multi-process JAX: explicit arguments, or auto-detected (Cloud TPU, SLURM) when none are given.
+
+    On CPU the gloo collectives are selected first (XLA's CPU backend has no other cross-process ones).
+    """
+    if jax.distributed.is_initialized():
+        return
+    if jax.config.jax_platforms in (None, "", "cpu") and os.environ.get("JAX_PLATFORMS", "cpu") == "cpu":
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(coordinator_address=coordinator_address, num_processes=num_processes,
+                               process_id=process_id)
+
+
+def make_mesh(devices: list | None = None) -> Mesh:
+    """A 1-D mesh over all global devices (or `devices`), ordered by process so that each process's
+    devices hold a contiguous block of the global batch."""
+    devices = devices if devices is not None else jax.devices()
+    devices = sorted(devices, key=lambda d: (d.process_index, d.id))
+    return Mesh(np.array(devices), (DATA_AXIS,))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+    return NamedSharding(mesh, PartitionSpec())
+
+
+def batch_sharding(mesh: Mesh) -> NamedSharding:
+    return NamedSharding(mesh, PartitionSpec(DATA_AXIS))
+
+
+def check_batch_size(batch_size: int, mesh: Mesh) -> None:
+    devices, processes = mesh.devices.size, jax.process_count()
+    if batch_size % devices:
+        raise ValueError(f"batch_size {batch_size} (the global batch) does not divide evenly over {devices} devices "
+                         f"in {processes} process(es); choose a multiple of {devices}")
+
+
+def process_rows(batch_size: int, mesh: Mesh) -> slice:
+    """This process's rows of every global batch (its devices' contiguous block)."""
+    local = [i for i, d in enumerate(mesh.devices.flat) if d.process_index == jax.process_index()]
+    per_device = batch_size // mesh.devices.size
+    return slice(local[0] * per_device, (local[-1] + 1) * per_device)
+
+
+def to_global(local_batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
+    """This process's rows -> global arrays sharded over `data`, assembled from every process's rows."""
+    sharding = batch_sharding(mesh)
+    return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in local_batch.items()}
+
+
+def replicate(tree: Any, mesh: Mesh) -> Any:
+    return jax.device_put(tree, replicated(mesh))
+
+
+def compile_step(step: Callable, mesh: Mesh, donate: bool = True) -> Callable:
+    """`step(state, batch) -> (state, metrics)` compiled with the state replicated and the batch split."""
+    return jax.jit(step, in_shardings=(replicated(mesh), batch_sharding(mesh)),
+                   out_shardings=(replicated(mesh), replicated(mesh)), donate_argnums=(0,) if donate else ())
+
+
+def describe(mesh: Mesh) -> str:
+    """One start-up line: devices, processes and the mesh."""
+    platform = mesh.devices.flat[0].platform
+    return (f"{mesh.devices.size} {platform} device(s) in {jax.process_count()} process(es) "
+            f"(this is process {jax.process_index()}, {jax.local_device_count()} local); "
+            f"mesh {dict(mesh.shape)}")

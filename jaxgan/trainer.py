@@ -1,0 +1,174 @@
+"""The training loop (`jaxgan.train`): feed batches to the compiled step; log, sample and checkpoint.
+
+The host touches the device only at log, sample and checkpoint steps. Re-running with the same
+workdir resumes from the latest checkpoint and continues bit for bit; SIGTERM or Ctrl-C writes a
+checkpoint at the current step and returns.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from jaxgan import checkpoint, sharding
+from jaxgan import config as config_lib
+from jaxgan.data.order import sample_latents
+from jaxgan.data.pipeline import Batches
+from jaxgan.data.sources import make_source
+from jaxgan.monitor import Monitor, image_grid
+from jaxgan.state import TrainState, init_state, make_models, param_dtype, sample_variables
+from jaxgan.train_step import gan_step
+
+
+class NonFiniteError(RuntimeError):
+    """Losses or parameters became NaN or infinite; the last good checkpoint is kept."""
+
+
+class _StopRequest:
+    """SIGTERM / SIGINT set a flag; the loop checkpoints at the current step and returns."""
+
+    def __init__(self):
+        self.signal: int | None = None
+        self._previous = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.signal = signum
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def prepare_workdir(config: config_lib.Config, workdir: Path) -> None:
+    """Refuse to resume with a config that changes the numbers; record this run's config and versions."""
+    info = checkpoint.read_run_info(workdir)
+    if info is not None:
+        changed = config_lib.differences(info["config"], config)
+        if changed:
+            details = ", ".join(f"{n}: {getattr(info['config'], n)!r} -> {getattr(config, n)!r}" for n in changed)
+            raise config_lib.ConfigError(
+                f"{workdir} holds a run with a different config ({details}); these fields change the numbers, so "
+                f"the run cannot resume with them. Use another --workdir, or only change "
+                f"{', '.join(sorted(config_lib.RESUMABLE_FIELDS))}")
+    elif (workdir / "checkpoints").is_dir() and any((workdir / "checkpoints").iterdir()):
+        raise checkpoint.CheckpointError(f"{workdir}/checkpoints exists but {workdir}/run.json does not; "
+                                         "not a jaxgan workdir")
+    if jax.process_index() == 0:
+        workdir.mkdir(parents=True, exist_ok=True)
+        checkpoint.write_run_info(workdir, config)
+
+
+def task_step(config: config_lib.Config):
+    if config.task == "restore":
+        from jaxgan.restoration.train_step import restore_step
+
+        return functools.partial(restore_step, config)
+    return gan_step
+
+
+def make_sampler(config: config_lib.Config, models, mesh):
+    """state -> a uint8 sample grid: fixed latents through the (EMA) generator in eval mode."""
+    if config.task == "restore":
+        from jaxgan.restoration.train_step import make_sample_grid
+
+        return make_sample_grid(config, models, mesh)
+    latents = sample_latents(config.seed, config.num_samples, config.nz).astype(param_dtype(config))
+    generate = jax.jit(lambda variables: models.generator.apply(variables, latents, train=False))
+    return lambda state: image_grid(np.asarray(jax.device_get(generate(sample_variables(state))), np.float32))
+
+
+def train(config: config_lib.Config, workdir: str | os.PathLike, evaluator=None) -> TrainState:
+    """Train (or resume) the run that `config` describes in `workdir`; returns the final state."""
+    if config.dtype == "float64":
+        jax.config.update("jax_enable_x64", True)
+    workdir = Path(workdir)
+    mesh = sharding.make_mesh()
+    sharding.check_batch_size(config.batch_size, mesh)
+    prepare_workdir(config, workdir)
+    primary = jax.process_index() == 0
+    models = make_models(config)
+    step_fn = sharding.compile_step(functools.partial(task_step(config), models), mesh)
+    state = jax.jit(functools.partial(init_state, config, models), out_shardings=sharding.replicated(mesh))()
+    checkpoints = checkpoint.Checkpoints(workdir, config.keep_checkpoints)
+    start = checkpoints.latest_step() or 0
+    source = make_source(config)
+    monitor = Monitor(workdir, start, config.num_steps, enabled=primary, hparams=config.to_dict())
+    monitor.write(f"jaxgan: {sharding.describe(mesh)}")
+    monitor.write(f"data: {source.describe()}" + ("" if config.data else " (no data given: the built-in default)"))
+    if start:
+        state, _ = checkpoints.restore(start, checkpoint.abstract_like(state, sharding.replicated(mesh)))
+        monitor.write(f"resuming from step {start}")
+    rows = sharding.process_rows(config.batch_size, mesh)
+    batches = Batches(source, config.batch_size, config.resolved_data_seed, rows, latent_seed=config.seed,
+                      nz=config.nz if config.task == "gan" else 0, latent_dtype=param_dtype(config))
+    sample = make_sampler(config, models, mesh)
+    saved, last_time, last_step = start, time.perf_counter(), start
+
+    def save(step: int, metrics) -> None:
+        nonlocal saved
+        if not bool(jax.device_get(metrics["finite"])):
+            raise NonFiniteError(f"non-finite losses or parameters at step {step}; not saved: the last good "
+                                 f"checkpoint (step {checkpoints.latest_step()}) stays the latest")
+        checkpoints.save(step, state, {"data_position": step, "skipped_examples": len(batches.skipped)})
+        saved = step
+
+    with _StopRequest() as stop:
+        for step, host_batch in zip(range(start, config.num_steps),
+                                    batches.iterate(start, config.num_steps, config.loader_threads)):
+            state, metrics = step_fn(state, sharding.to_global(host_batch, mesh))
+            done = step + 1
+            monitor.advance()
+            if done % config.log_every == 0 or done == config.num_steps:
+                values = {k: float(v) for k, v in jax.device_get(metrics).items()}
+                if not values["finite"]:
+                    raise NonFiniteError(f"non-finite losses or parameters at step {done} ({values}); the last "
+                                         f"good checkpoint (step {checkpoints.latest_step()}) is kept")
+                now = time.perf_counter()
+                seconds = (now - last_time) / (done - last_step)
+                last_time, last_step = now, done
+                monitor.log(done, log_scalars(values, seconds, config.batch_size), log_line(done, values, seconds))
+            if done % config.sample_every == 0 or done == config.num_steps:
+                grid = sample(state)
+                monitor.images(done, grid)
+            if evaluator is not None and config.eval_every and done % config.eval_every == 0:
+                monitor.log(done, evaluator(state, done))
+            if done % config.checkpoint_every == 0 or stop.signal is not None:
+                save(done, metrics)
+            if stop.signal is not None:
+                monitor.write(f"stopping on signal {stop.signal}: checkpoint written at step {done}")
+                break
+        else:
+            if config.num_steps > saved and config.num_steps > start:
+                save(config.num_steps, metrics)
+    checkpoints.wait()
+    checkpoints.close()
+    monitor.close()
+    return state
+
+
+def log_scalars(values: dict[str, float], seconds: float, batch_size: int) -> dict[str, float]:
+    names = {"d_loss": "loss/d", "g_loss": "loss/g", "d_loss_real": "loss/d_real", "d_loss_fake": "loss/d_fake",
+             "d_x": "d/x", "d_g_z1": "d/g_z1", "d_g_z2": "d/g_z2", "rec_loss": "loss/reconstruction",
+             "adv_loss": "loss/adversarial"}
+    scalars = {names.get(k, f"metrics/{k}"): v for k, v in values.items() if k != "finite"}
+    scalars.update({"speed/img_per_s": batch_size / seconds, "speed/step_ms": 1000 * seconds})
+    return scalars
+
+
+def log_line(step: int, values: dict[str, float], seconds: float) -> str:
+    shown = " ".join(f"{k} {values[k]:.4f}" for k in ("d_loss", "g_loss", "rec_loss", "d_x", "d_g_z1", "d_g_z2")
+                     if k in values)
+    return f"step {step}: {shown} | {1000 * seconds:.0f} ms/step"

@@ -1,0 +1,1 @@
+"""Command-line entry points (shipped in the package as `jaxgan.scripts`)."""

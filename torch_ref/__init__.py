@@ -1,0 +1,1 @@
+"""The PyTorch reference: the seed's models and training loop, NCHW, for parity tests and users."""

@@ -1,0 +1,104 @@
+"""The seed's Generator and Discriminator (sections 4.1, 4.2) and the restorer R, in PyTorch.
+
+With the defaults (nc=3, nz=100, ngf=ndf=64, 64x64) `main` is layer for layer the seed's
+`nn.Sequential`, so a state dict saved from the seed's own classes loads with `strict=True`.
+Sizes 32 and 128 have one stride-2 layer fewer or more (the DCGAN convention).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def num_upsamplings(image_size: int) -> int:
+    """Stride-2 layers after the 4x4 start (2 for 32, 4 for 64, 5 for 128)."""
+    if image_size not in (32, 64, 128):
+        raise ValueError(f"image_size must be 32, 64 or 128, got {image_size}")
+    return image_size.bit_length() - 3
+
+
+class Generator(nn.Module):
+    def __init__(self, nz: int = 100, ngf: int = 64, nc: int = 3, image_size: int = 64):
+        super().__init__()
+        layers = num_upsamplings(image_size)
+        width = ngf * 2 ** (layers - 1)
+        modules = [nn.ConvTranspose2d(nz, width, 4, 1, 0, bias=False), nn.BatchNorm2d(width), nn.ReLU(True)]
+        for _ in range(1, layers):
+            modules += [nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False),
+                        nn.BatchNorm2d(width // 2), nn.ReLU(True)]
+            width //= 2
+        modules += [nn.ConvTranspose2d(width, nc, 4, 2, 1, bias=False), nn.Tanh()]
+        self.main = nn.Sequential(*modules)
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return self.main(input)
+
+
+class Discriminator(nn.Module):
+    def __init__(self, ndf: int = 64, nc: int = 3, image_size: int = 64):
+        super().__init__()
+        layers = num_upsamplings(image_size)
+        modules = [nn.Conv2d(nc, ndf, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True)]
+        width = ndf
+        for _ in range(1, layers):
+            modules += [nn.Conv2d(width, width * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(width * 2),
+                        nn.LeakyReLU(0.2, inplace=True)]
+            width *= 2
+        modules += [nn.Conv2d(width, 1, 4, 1, 0, bias=False), nn.Sigmoid()]
+        self.main = nn.Sequential(*modules)
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return self.main(input)
+
+
+class Restorer(nn.Module):
+    """R: damaged image + 1-channel mask (1 = missing) -> restored image; see jaxgan/models/restorer.py.
+
+    `encoder[i]` = Conv stride 2 (+ BatchNorm from i=1) + LeakyReLU 0.2 down to 4x4; `decoder[j]` =
+    ConvTranspose stride 2 + BatchNorm + ReLU, the last one ConvTranspose + Tanh; with `skips`, each
+    decoder output is concatenated with the encoder feature of the same resolution.
+    """
+
+    def __init__(self, nc: int = 3, width: int = 64, image_size: int = 64, skips: bool = False):
+        super().__init__()
+        layers = num_upsamplings(image_size)
+        self.skips = skips
+        widths = [width * 2**i for i in range(layers)]
+        encoder = [nn.Sequential(nn.Conv2d(nc + 1, widths[0], 4, 2, 1, bias=False), nn.LeakyReLU(0.2))]
+        for i in range(1, layers):
+            encoder.append(nn.Sequential(nn.Conv2d(widths[i - 1], widths[i], 4, 2, 1, bias=False),
+                                         nn.BatchNorm2d(widths[i]), nn.LeakyReLU(0.2)))
+        decoder = []
+        channels = widths[-1]
+        for j in range(layers - 1):
+            out = widths[layers - 2 - j]
+            decoder.append(nn.Sequential(nn.ConvTranspose2d(channels, out, 4, 2, 1, bias=False),
+                                         nn.BatchNorm2d(out), nn.ReLU()))
+            channels = 2 * out if skips else out
+        decoder.append(nn.Sequential(nn.ConvTranspose2d(channels, nc, 4, 2, 1, bias=False), nn.Tanh()))
+        self.encoder = nn.ModuleList(encoder)
+        self.decoder = nn.ModuleList(decoder)
+
+    def forward(self, images: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([images, mask.to(images.dtype)], dim=1)
+        features = []
+        for block in self.encoder:
+            x = block(x)
+            features.append(x)
+        layers = len(self.encoder)
+        for j, block in enumerate(self.decoder[:-1]):
+            x = block(x)
+            if self.skips:
+                x = torch.cat([x, features[layers - 2 - j]], dim=1)
+        return self.decoder[-1](x)
+
+
+def weights_init(module: nn.Module) -> None:
+    """DCGAN's initialisation (pytorch/examples): conv weights N(0, 0.02), BatchNorm N(1, 0.02) and 0."""
+    name = type(module).__name__
+    if name.find("Conv") != -1:
+        nn.init.normal_(module.weight.data, 0.0, 0.02)
+    elif name.find("BatchNorm") != -1:
+        nn.init.normal_(module.weight.data, 1.0, 0.02)
+        nn.init.constant_(module.bias.data, 0)
