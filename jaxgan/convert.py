@@ -179,7 +179,8 @@ def flax_to_torch(arch: Mapping[str, Any], variables: Mapping[str, Any]) -> dict
                                   f"{describe(arch)}, found {value.shape}")
         axes = LAYOUTS[entry.layout][1]
         value = value.transpose(axes) if axes else value
-        state_dict[entry.torch_key] = value.astype(np.int64) if entry.layout == "count" else np.require(value, requirements="C")
+        value = value.astype(np.int64) if entry.layout == "count" else value
+        state_dict[entry.torch_key] = np.require(value, requirements="C")
     return state_dict
 
 

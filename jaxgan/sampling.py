@@ -24,14 +24,13 @@ from jaxgan.data.order import sample_latents
 
 def restore_training_state(workdir: str | os.PathLike, step: int | None = None):
     """(config, TrainState on one device, step) from a training workdir's latest (or given) checkpoint."""
-    from jaxgan.state import init_state, make_models
+    from jaxgan.state import enable_precision, init_state, make_models
 
     info = checkpoint.read_run_info(workdir)
     if info is None:
         raise checkpoint.CheckpointError(f"{workdir}: not a training workdir (no {checkpoint.RUN_FILE})")
     config = info["config"]
-    if config.dtype == "float64":
-        jax.config.update("jax_enable_x64", True)
+    enable_precision(config)
     checkpoints = checkpoint.Checkpoints(workdir, keep=config.keep_checkpoints, async_save=False)
     step = checkpoints.latest_step() if step is None else step
     if step is None:

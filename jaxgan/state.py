@@ -53,6 +53,12 @@ def param_dtype(config: Config) -> Any:
     return jnp.float64 if config.dtype == "float64" else jnp.float32
 
 
+def enable_precision(config: Config) -> None:
+    """float64 runs need JAX's 64-bit mode; turned on here unless already on (e.g. `jax.enable_x64()`)."""
+    if config.dtype == "float64" and not jax.config.jax_enable_x64:
+        jax.config.update("jax_enable_x64", True)
+
+
 def compute_dtype(config: Config) -> Any:
     return {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float64": jnp.float64}[config.dtype]
 

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxgan.losses import bce_with_logits
-from jaxgan.state import ModelState, Models, TrainState
+from jaxgan.state import Models, ModelState, TrainState
 
 
 def to_model_range(images: jax.Array, dtype: Any) -> jax.Array:

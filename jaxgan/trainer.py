@@ -23,7 +23,7 @@ from jaxgan.data.order import sample_latents
 from jaxgan.data.pipeline import Batches
 from jaxgan.data.sources import make_source
 from jaxgan.monitor import Monitor, image_grid
-from jaxgan.state import TrainState, init_state, make_models, param_dtype, sample_variables
+from jaxgan.state import TrainState, enable_precision, init_state, make_models, param_dtype, sample_variables
 from jaxgan.train_step import gan_step
 
 
@@ -90,10 +90,20 @@ def make_sampler(config: config_lib.Config, models, mesh):
     return lambda state: image_grid(np.asarray(jax.device_get(generate(sample_variables(state))), np.float32))
 
 
-def train(config: config_lib.Config, workdir: str | os.PathLike, evaluator=None) -> TrainState:
+def make_evaluator(config: config_lib.Config, models, mesh):
+    """(state, step) -> {name: value} run every `eval_every` steps, or None when evaluation is off."""
+    if not config.eval_every:
+        return None
+    if config.task == "restore":
+        from jaxgan.restoration.evaluate import make_training_evaluator
+    else:
+        from jaxgan.metrics.training import make_training_evaluator
+    return make_training_evaluator(config, models, mesh)
+
+
+def train(config: config_lib.Config, workdir: str | os.PathLike) -> TrainState:
     """Train (or resume) the run that `config` describes in `workdir`; returns the final state."""
-    if config.dtype == "float64":
-        jax.config.update("jax_enable_x64", True)
+    enable_precision(config)
     workdir = Path(workdir)
     mesh = sharding.make_mesh()
     sharding.check_batch_size(config.batch_size, mesh)
@@ -115,6 +125,7 @@ def train(config: config_lib.Config, workdir: str | os.PathLike, evaluator=None)
     batches = Batches(source, config.batch_size, config.resolved_data_seed, rows, latent_seed=config.seed,
                       nz=config.nz if config.task == "gan" else 0, latent_dtype=param_dtype(config))
     sample = make_sampler(config, models, mesh)
+    evaluator = make_evaluator(config, models, mesh)
     saved, last_time, last_step = start, time.perf_counter(), start
 
     def save(step: int, metrics) -> None:
