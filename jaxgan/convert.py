@@ -145,7 +145,11 @@ def torch_to_flax(arch: Mapping[str, Any], state_dict: Mapping[str, Any]) -> dic
     entries = table(arch)
     expected = variable_shapes(arch)
     optional = {e.torch_key for e in entries if e.layout == "count"}  # absent in files from old PyTorch
-    _check_keys({e.torch_key for e in entries}, set(state_dict) | optional, "PyTorch state dict")
+    try:
+        _check_keys({e.torch_key for e in entries}, set(state_dict) | optional,
+                    f"the PyTorch state dict of a {describe(arch)}")
+    except ConversionError as error:
+        raise ConversionError(f"{error}{_guess_model(state_dict, arch['model'])}") from None
     flat = {}
     for entry in entries:
         if entry.torch_key not in state_dict:
@@ -182,6 +186,19 @@ def flax_to_torch(arch: Mapping[str, Any], variables: Mapping[str, Any]) -> dict
         value = value.astype(np.int64) if entry.layout == "count" else value
         state_dict[entry.torch_key] = np.require(value, requirements="C")
     return state_dict
+
+
+def _guess_model(state_dict: Mapping[str, Any], wanted: str) -> str:
+    """' (these are the keys of a generator: ...)' when the state dict fits another model exactly."""
+    for model in MODELS:
+        if model == wanted:
+            continue
+        try:
+            if {e.torch_key for e in table(infer_arch(model, state_dict))} == set(state_dict):
+                return f" (these are the keys of a {model}: use --model {model})"
+        except (ConversionError, KeyError, IndexError):
+            continue
+    return ""
 
 
 def _torch_shape(flax_shape: tuple, layout: str) -> tuple:

@@ -79,6 +79,15 @@ def task_step(config: config_lib.Config):
     return gan_step
 
 
+def host_transform(config: config_lib.Config):
+    """The restoration task's host-side batch hook (JPEG degradation), or None."""
+    if config.task != "restore":
+        return None
+    from jaxgan.restoration.degradations import Degradation, host_transform
+
+    return host_transform(Degradation.from_config(config))
+
+
 def make_sampler(config: config_lib.Config, models, mesh):
     """state -> a uint8 sample grid: fixed latents through the (EMA) generator in eval mode."""
     if config.task == "restore":
@@ -107,6 +116,7 @@ def train(config: config_lib.Config, workdir: str | os.PathLike) -> TrainState:
     workdir = Path(workdir)
     mesh = sharding.make_mesh()
     sharding.check_batch_size(config.batch_size, mesh)
+    source = make_source(config)  # bad data fails here, before anything is written
     prepare_workdir(config, workdir)
     primary = jax.process_index() == 0
     models = make_models(config)
@@ -114,7 +124,6 @@ def train(config: config_lib.Config, workdir: str | os.PathLike) -> TrainState:
     state = jax.jit(functools.partial(init_state, config, models), out_shardings=sharding.replicated(mesh))()
     checkpoints = checkpoint.Checkpoints(workdir, config.keep_checkpoints)
     start = checkpoints.latest_step() or 0
-    source = make_source(config)
     monitor = Monitor(workdir, start, config.num_steps, enabled=primary, hparams=config.to_dict())
     monitor.write(f"jaxgan: {sharding.describe(mesh)}")
     monitor.write(f"data: {source.describe()}" + ("" if config.data else " (no data given: the built-in default)"))
@@ -123,50 +132,49 @@ def train(config: config_lib.Config, workdir: str | os.PathLike) -> TrainState:
         monitor.write(f"resuming from step {start}")
     rows = sharding.process_rows(config.batch_size, mesh)
     batches = Batches(source, config.batch_size, config.resolved_data_seed, rows, latent_seed=config.seed,
-                      nz=config.nz if config.task == "gan" else 0, latent_dtype=param_dtype(config))
+                      nz=config.nz if config.task == "gan" else 0, latent_dtype=param_dtype(config),
+                      transform=host_transform(config))
     sample = make_sampler(config, models, mesh)
     evaluator = make_evaluator(config, models, mesh)
     saved, last_time, last_step = start, time.perf_counter(), start
 
+    def check_finite(step: int, metrics) -> None:
+        if not bool(jax.device_get(metrics["finite"])):
+            kept = f"the last good checkpoint (step {saved}) stays the latest" if saved else "nothing was saved"
+            raise NonFiniteError(f"non-finite losses or parameters at step {step}; stopping: {kept}")
+
     def save(step: int, metrics) -> None:
         nonlocal saved
-        if not bool(jax.device_get(metrics["finite"])):
-            raise NonFiniteError(f"non-finite losses or parameters at step {step}; not saved: the last good "
-                                 f"checkpoint (step {checkpoints.latest_step()}) stays the latest")
+        check_finite(step, metrics)
         checkpoints.save(step, state, {"data_position": step, "skipped_examples": len(batches.skipped)})
         saved = step
 
-    with _StopRequest() as stop:
-        for step, host_batch in zip(range(start, config.num_steps),
-                                    batches.iterate(start, config.num_steps, config.loader_threads)):
-            state, metrics = step_fn(state, sharding.to_global(host_batch, mesh))
-            done = step + 1
-            monitor.advance()
-            if done % config.log_every == 0 or done == config.num_steps:
-                values = {k: float(v) for k, v in jax.device_get(metrics).items()}
-                if not values["finite"]:
-                    raise NonFiniteError(f"non-finite losses or parameters at step {done} ({values}); the last "
-                                         f"good checkpoint (step {checkpoints.latest_step()}) is kept")
-                now = time.perf_counter()
-                seconds = (now - last_time) / (done - last_step)
-                last_time, last_step = now, done
-                monitor.log(done, log_scalars(values, seconds, config.batch_size), log_line(done, values, seconds))
-            if done % config.sample_every == 0 or done == config.num_steps:
-                grid = sample(state)
-                monitor.images(done, grid)
-            if evaluator is not None and config.eval_every and done % config.eval_every == 0:
-                monitor.log(done, evaluator(state, done))
-            if done % config.checkpoint_every == 0 or stop.signal is not None:
-                save(done, metrics)
-            if stop.signal is not None:
-                monitor.write(f"stopping on signal {stop.signal}: checkpoint written at step {done}")
-                break
-        else:
-            if config.num_steps > saved and config.num_steps > start:
-                save(config.num_steps, metrics)
-    checkpoints.wait()
-    checkpoints.close()
-    monitor.close()
+    try:
+        with _StopRequest() as stop:
+            for step, host_batch in zip(range(start, config.num_steps),
+                                        batches.iterate(start, config.num_steps, config.loader_threads)):
+                state, metrics = step_fn(state, sharding.to_global(host_batch, mesh))
+                done = step + 1
+                monitor.advance()
+                if done % config.log_every == 0 or done == config.num_steps:
+                    check_finite(done, metrics)
+                    now = time.perf_counter()
+                    seconds, last_time, last_step = (now - last_time) / (done - last_step), now, done
+                    values = {k: float(v) for k, v in jax.device_get(metrics).items()}
+                    monitor.log(done, log_scalars(values, seconds, config.batch_size), log_line(done, values, seconds))
+                if done % config.sample_every == 0 or done == config.num_steps:
+                    monitor.images(done, sample(state))
+                if evaluator is not None and done % config.eval_every == 0:
+                    monitor.log(done, evaluator(state, done))
+                if done % config.checkpoint_every == 0 or done == config.num_steps or stop.signal is not None:
+                    save(done, metrics)
+                if stop.signal is not None:
+                    monitor.write(f"stopping on signal {stop.signal}: checkpoint written at step {done}")
+                    break
+    finally:  # a pending asynchronous save of a good state completes even when the run stops on an error
+        checkpoints.wait()
+        checkpoints.close()
+        monitor.close()
     return state
 
 

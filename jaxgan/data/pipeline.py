@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import grain
 import numpy as np
@@ -23,8 +23,10 @@ class Batches:
     """Host batches {"images": uint8 (b, S, S, nc)[, "latents": (b, nz)]} for steps [start, stop)."""
 
     def __init__(self, source: Source, batch_size: int, data_seed: int, rows: slice = slice(None),
-                 latent_seed: int | None = None, nz: int = 0, latent_dtype: np.dtype = np.float32):
+                 latent_seed: int | None = None, nz: int = 0, latent_dtype: np.dtype = np.float32,
+                 transform: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]] | None = None):
         self.source, self.batch_size, self.rows = source, batch_size, rows
+        self.transform = transform  # optional host-side hook on each batch (e.g. JPEG-degraded copies)
         self.order = ExampleOrder(len(source), data_seed)
         self.latent_seed, self.nz, self.latent_dtype = latent_seed, nz, latent_dtype
         self.skipped: dict[int, str] = {}  # index -> reason, for examples that failed to decode
@@ -53,7 +55,7 @@ class Batches:
         if self.nz:
             batch["latents"] = latents(self.latent_seed, step, self.batch_size, self.nz, self.rows).astype(
                 self.latent_dtype)
-        return batch
+        return self.transform(batch) if self.transform is not None else batch
 
     def iterate(self, start: int, stop: int, threads: int = 8, prefetch: int = 16) -> Iterator[dict[str, np.ndarray]]:
         """Batches of steps start..stop-1, in order, decoded ahead by `threads` threads."""

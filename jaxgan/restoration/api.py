@@ -1,0 +1,181 @@
+"""`jaxgan.restore(image, checkpoint, mask=None)`: restore a real image of any size, type and band count.
+
+The image keeps its size, dtype and value range; with a mask (1 / white = missing) only the missing
+pixels change and the known ones come back bit for bit. Bands are matched to the model's `nc`: equal
+counts go straight in; a 1-channel model restores each band on its own (N-band scans, colour); a
+3-channel model takes grayscale as three equal channels and returns their BT.601 luma.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxgan import checkpoint as checkpoint_lib
+from jaxgan.config import Config
+from jaxgan.data import images
+from jaxgan.data.images import ImageError
+from jaxgan.restoration.degradations import Degradation
+from jaxgan.restoration.files import check_array, read_any
+from jaxgan.restoration.tiling import tiled_apply
+
+ImageLike = np.ndarray | str | os.PathLike
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class LoadedRestorer:
+    """A restorer's architecture, variables and (from a workdir) training config, with its compiled tile function."""
+
+    path: str
+    arch: dict[str, Any]
+    variables: Any
+    config: Config | None
+
+    @property
+    def image_size(self) -> int:
+        return self.arch["image_size"]
+
+    @property
+    def nc(self) -> int:
+        return self.arch["nc"]
+
+    @property
+    def degradation(self) -> Degradation | None:
+        return Degradation.from_config(self.config) if self.config is not None else None
+
+    @functools.cached_property
+    def apply(self):
+        """jit: (tiles (B, S, S, nc) in [-1, 1], masks (B, S, S, 1)) -> restored tiles, eval mode."""
+        from jaxgan.convert import build_model
+
+        dtype = jax.tree.leaves(self.variables["params"])[0].dtype
+        model = build_model(self.arch, dtype)
+        variables = jax.device_put(self.variables)
+
+        @jax.jit
+        def run(tiles, masks):
+            tiles, masks = tiles.astype(dtype), masks.astype(dtype)
+            return model.apply(variables, tiles * (1 - masks), masks, train=False).astype(jnp.float32)
+
+        return run
+
+    def restore_batches(self, damaged: np.ndarray, mask: np.ndarray, batch_size: int = 100) -> np.ndarray:
+        """S x S images (N, S, S, nc) in [-1, 1] -> restored, known pixels kept (mask 0), one compiled shape."""
+        out = []
+        for first in range(0, len(damaged), batch_size):
+            chunk, holes = damaged[first:first + batch_size], mask[first:first + batch_size]
+            count = len(chunk)
+            if count < batch_size and len(damaged) > batch_size:
+                fill = batch_size - count
+                chunk = np.concatenate([chunk, np.zeros((fill,) + chunk.shape[1:], chunk.dtype)])
+                holes = np.concatenate([holes, np.zeros((fill,) + holes.shape[1:], holes.dtype)])
+            out.append(np.asarray(self.apply(chunk, holes))[:count])
+        restored = np.concatenate(out)
+        return mask * restored + (1 - mask) * damaged
+
+
+def load_restorer(checkpoint: str | os.PathLike | LoadedRestorer, use_ema: bool = True) -> LoadedRestorer:
+    """A restorer from a training workdir (latest checkpoint; EMA when kept) or a converted model folder."""
+    if isinstance(checkpoint, LoadedRestorer):
+        return checkpoint
+    path = Path(checkpoint)
+    if not path.is_dir():
+        raise checkpoint_lib.CheckpointError(f"{path}: no such checkpoint folder (a restorer's training workdir "
+                                             "or converted model folder)")
+    if checkpoint_lib.is_workdir(path):
+        from jaxgan.sampling import restore_training_state
+        from jaxgan.state import generator_arch, sample_variables
+
+        config = checkpoint_lib.read_run_info(path)["config"]
+        if config.task != "restore":
+            raise checkpoint_lib.CheckpointError(
+                f"{path} holds a '{config.task}' run (a generator and a discriminator), not a restorer; train one "
+                f"with a restore_* config, or use --method gan-prior to restore with a generator")
+        config, state, _ = restore_training_state(path)
+        variables = jax.device_get(sample_variables(state, use_ema and config.ema_decay > 0))
+        return LoadedRestorer(str(path), generator_arch(config), variables, config)
+    arch, variables = checkpoint_lib.load_model(path)
+    if arch.get("model") != "restorer":
+        raise checkpoint_lib.CheckpointError(f"{path} holds a {arch.get('model')}, not a restorer")
+    return LoadedRestorer(str(path), dict(arch), variables, None)
+
+
+def read_mask(mask: ImageLike, shape: tuple[int, int], name: str = "mask") -> np.ndarray:
+    """A mask (file or array; 1 / white = missing, any band) -> bool (H, W); its size must be the image's."""
+    if isinstance(mask, (str, os.PathLike)):
+        name, mask = str(mask), read_any(mask)
+    array = check_array(mask, name)
+    if array.shape[:2] != tuple(shape):
+        raise ImageError(f"{name}: mask is {array.shape[1]}x{array.shape[0]} (width x height) but the image is "
+                         f"{shape[1]}x{shape[0]}; they must match")
+    if array.dtype.kind == "f":
+        return np.any(array > 0.5, axis=-1)
+    return np.any(images.to_unit(array) > 0.5, axis=-1)
+
+
+def restore(image: ImageLike, checkpoint: str | os.PathLike | LoadedRestorer, mask: ImageLike | None = None, *,
+            value_range: tuple[float, float] | None = None, scale: int = 1, overlap: int | None = None,
+            batch_size: int = 32, use_ema: bool = True, shift: int = 0) -> np.ndarray:
+    """Restore one image (array or file) with a restorer; the result has the input's shape, dtype and range.
+
+    `mask` (1 / white = missing) is needed by inpainting restorers and keeps every other pixel exactly;
+    without one every pixel is restored. `scale` first upsamples by that factor (bicubic) for a
+    super-resolution restorer. `overlap` is the tile overlap (default a quarter of the tile); `shift`
+    moves the tile grid (to measure seams). Float images are read as `value_range` (default [0, 1]).
+    """
+    name = str(image) if isinstance(image, (str, os.PathLike)) else "image"
+    array = read_any(image) if isinstance(image, (str, os.PathLike)) else check_array(image, name)
+    original_ndim = np.ndim(image) if not isinstance(image, (str, os.PathLike)) else 3
+    restorer = load_restorer(checkpoint, use_ema)
+    degradation = restorer.degradation
+    unit = images.to_unit(array, value_range, name)
+    if scale != 1:
+        if mask is not None:
+            raise ValueError("a mask and a scale factor cannot be combined")
+        unit = np.clip(images.resize(unit, unit.shape[0] * scale, unit.shape[1] * scale), 0, 1)
+    if mask is None and degradation is not None and degradation.is_inpainting:
+        raise ValueError(f"{restorer.path} is an inpainting restorer ({degradation.name}): give a mask "
+                         "(white = missing) of the image's size")
+    hole = np.ones(unit.shape[:2], bool) if mask is None else read_mask(mask, unit.shape[:2])
+    planes = match_bands(unit, restorer.nc, name)
+    tile = restorer.image_size
+    overlap = tile // 4 if overlap is None else overlap
+    restored = []
+    for plane in planes:
+        out = tiled_apply(plane * 2 - 1, hole[..., None].astype(np.float32), restorer.apply, tile, overlap,
+                          batch_size, skip_known=mask is not None, shift=shift)
+        restored.append((out + 1) / 2)
+    unit_out = unmatch_bands(restored, unit.shape[-1], restorer.nc)
+    unit_out = np.where(hole[..., None], unit_out, unit)  # NaN-free: skipped tiles held only known pixels
+    result = images.from_unit(unit_out, array.dtype, value_range)
+    if mask is not None:
+        result[~hole] = array[~hole]  # known pixels, bit for bit
+    return result[..., 0] if original_ndim == 2 else result
+
+
+def match_bands(unit: np.ndarray, nc: int, name: str) -> list[np.ndarray]:
+    """An image's bands -> the model inputs (H, W, nc) that restore it."""
+    bands = unit.shape[-1]
+    if bands == nc:
+        return [unit]
+    if nc == 1:
+        return [unit[..., b:b + 1] for b in range(bands)]
+    if nc == 3 and bands == 1:
+        return [images.to_channels(unit, 3, name)]
+    raise ImageError(f"{name}: has {bands} bands; this restorer takes {nc} (colour), so only 1- or 3-band "
+                     f"images are meaningful (use a 1-channel restorer to restore each band on its own)")
+
+
+def unmatch_bands(restored: list[np.ndarray], bands: int, nc: int) -> np.ndarray:
+    if bands == nc:
+        return restored[0]
+    if nc == 1:
+        return np.concatenate(restored, axis=-1)
+    return images.to_channels(restored[0], 1)  # grayscale through a colour model: BT.601 luma
