@@ -5,6 +5,7 @@ TensorBoard files are written with tensorboardX (no TensorFlow). Only process 0 
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from pathlib import Path
@@ -59,10 +60,14 @@ class Monitor:
             self.bar.update(steps)
 
     def log(self, step: int, scalars: dict[str, float], line: str | None = None) -> None:
+        """Scalars to TensorBoard and, at full precision, to metrics.jsonl (one JSON object per line;
+        after a resume a step may appear twice: the later line is the resumed run's)."""
         if not self.enabled:
             return
         for name, value in scalars.items():
             self.writer.add_scalar(name, value, step)
+        with open(self.workdir / "metrics.jsonl", "a") as handle:
+            handle.write(json.dumps({"step": step, **scalars}) + "\n")
         shown = {k.split("/")[-1]: f"{v:.3g}" for k, v in scalars.items() if k.startswith("loss/")}
         self.bar.set_postfix(shown, refresh=False)
         if line:

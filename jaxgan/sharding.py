@@ -7,6 +7,7 @@ split over every device of every process, and XLA inserts the all-reduces, so me
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable
 from typing import Any
@@ -26,10 +27,17 @@ def initialize_distributed(coordinator_address: str | None = None, num_processes
     """
     if jax.distributed.is_initialized():
         return
-    if jax.config.jax_platforms in (None, "", "cpu") and os.environ.get("JAX_PLATFORMS", "cpu") == "cpu":
-        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")  # only affects the CPU backend
     jax.distributed.initialize(coordinator_address=coordinator_address, num_processes=num_processes,
                                process_id=process_id)
+
+
+def multi_process_environment() -> bool:
+    """True on a multi-host Cloud TPU slice, a SLURM job or an Open MPI launch of several tasks, where
+    `jax.distributed.initialize()` finds coordinator and process ids by itself."""
+    env = os.environ
+    return ("," in env.get("TPU_WORKER_HOSTNAMES", "") or int(env.get("SLURM_NTASKS", "1")) > 1
+            or int(env.get("OMPI_COMM_WORLD_SIZE", "1")) > 1)
 
 
 def make_mesh(devices: list | None = None) -> Mesh:
@@ -84,3 +92,20 @@ def describe(mesh: Mesh) -> str:
     return (f"{mesh.devices.size} {platform} device(s) in {jax.process_count()} process(es) "
             f"(this is process {jax.process_index()}, {jax.local_device_count()} local); "
             f"mesh {dict(mesh.shape)}")
+
+
+def check_replicas_agree(tree: Any, step: int) -> None:
+    """Multi-process runs: every process's copy of the replicated `tree` must be identical (compared by
+    a checksum of its bytes); a difference is an error, never silently checkpointed."""
+    if jax.process_count() == 1:
+        return
+    from jax.experimental import multihost_utils
+
+    digest = hashlib.blake2b(digest_size=8)
+    for leaf in jax.tree.leaves(tree):
+        digest.update(np.ascontiguousarray(leaf.addressable_data(0)).tobytes())
+    mine = np.frombuffer(digest.digest(), np.uint32)
+    everyone = np.asarray(multihost_utils.process_allgather(mine)).reshape(jax.process_count(), -1)
+    if not (everyone == everyone[0]).all():
+        raise RuntimeError(f"step {step}: the processes' copies of the parameters differ (checksums "
+                           f"{[row.tobytes().hex() for row in everyone]}); not checkpointing a diverged run")

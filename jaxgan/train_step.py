@@ -65,11 +65,18 @@ def adversarial_loss(models: Models, discriminator: ModelState, fake: jax.Array)
     return bce_with_logits(logits, 1), (updates["batch_stats"], jnp.mean(jax.nn.sigmoid(logits)))
 
 
+def ema_decay(decay: jax.Array, step: jax.Array) -> jax.Array:
+    """The EMA decay of update number `step` (0-based): `decay`, warmed up as min(decay, (1+step)/(10+step))
+    (TensorFlow's ExponentialMovingAverage), so that early samples do not average in the random init."""
+    count = step.astype(decay.dtype)
+    return jnp.minimum(decay, (1 + count) / (10 + count))
+
+
 def finish_step(models: Models, state: TrainState, generator_grads: Any, generator_stats: Any,
                 discriminator: ModelState, metrics: dict[str, jax.Array]) -> tuple[TrainState, dict[str, jax.Array]]:
     """Adam step of G (or R), EMA update, step count and the finiteness flag shared by both tasks."""
     params, opt_state = adam_update(state.generator, generator_grads, models.optimizer)
-    decay = state.settings["ema_decay"]
+    decay = ema_decay(state.settings["ema_decay"], state.step)
     ema = jax.tree.map(lambda e, p: decay * e + (1 - decay) * p, state.ema_params, params)
     state = state.replace(step=state.step + 1, generator=ModelState(params, generator_stats, opt_state),
                           discriminator=discriminator, ema_params=ema)

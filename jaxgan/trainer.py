@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import functools
 import os
-import signal
-import threading
 import time
 from pathlib import Path
 
 import jax
 import numpy as np
 
-from jaxgan import checkpoint, sharding
+from jaxgan import checkpoint, preemption, sharding
 from jaxgan import config as config_lib
 from jaxgan.data.order import sample_latents
 from jaxgan.data.pipeline import Batches
@@ -29,27 +27,6 @@ from jaxgan.train_step import gan_step
 
 class NonFiniteError(RuntimeError):
     """Losses or parameters became NaN or infinite; the last good checkpoint is kept."""
-
-
-class _StopRequest:
-    """SIGTERM / SIGINT set a flag; the loop checkpoints at the current step and returns."""
-
-    def __init__(self):
-        self.signal: int | None = None
-        self._previous = {}
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum, frame):
-        self.signal = signum
-
-    def __exit__(self, *exc):
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
 
 
 def prepare_workdir(config: config_lib.Config, workdir: Path) -> None:
@@ -123,11 +100,12 @@ def train(config: config_lib.Config, workdir: str | os.PathLike) -> TrainState:
     step_fn = sharding.compile_step(functools.partial(task_step(config), models), mesh)
     state = jax.jit(functools.partial(init_state, config, models), out_shardings=sharding.replicated(mesh))()
     checkpoints = checkpoint.Checkpoints(workdir, config.keep_checkpoints)
-    start = checkpoints.latest_step() or 0
+    latest = checkpoints.latest_step()  # may be 0: a converted checkpoint holding given initial weights
+    start = latest or 0
     monitor = Monitor(workdir, start, config.num_steps, enabled=primary, hparams=config.to_dict())
     monitor.write(f"jaxgan: {sharding.describe(mesh)}")
     monitor.write(f"data: {source.describe()}" + ("" if config.data else " (no data given: the built-in default)"))
-    if start:
+    if latest is not None:
         state, _ = checkpoints.restore(start, checkpoint.abstract_like(state, sharding.replicated(mesh)))
         monitor.write(f"resuming from step {start}")
     rows = sharding.process_rows(config.batch_size, mesh)
@@ -146,11 +124,13 @@ def train(config: config_lib.Config, workdir: str | os.PathLike) -> TrainState:
     def save(step: int, metrics) -> None:
         nonlocal saved
         check_finite(step, metrics)
+        sharding.check_replicas_agree({"generator": state.generator.params, "discriminator": state.discriminator.params,
+                                       "ema": state.ema_params}, step)
         checkpoints.save(step, state, {"data_position": step, "skipped_examples": len(batches.skipped)})
         saved = step
 
     try:
-        with _StopRequest() as stop:
+        with preemption.StopRequest() as stop:
             for step, host_batch in zip(range(start, config.num_steps),
                                         batches.iterate(start, config.num_steps, config.loader_threads)):
                 state, metrics = step_fn(state, sharding.to_global(host_batch, mesh))
@@ -166,9 +146,10 @@ def train(config: config_lib.Config, workdir: str | os.PathLike) -> TrainState:
                     monitor.images(done, sample(state))
                 if evaluator is not None and done % config.eval_every == 0:
                     monitor.log(done, evaluator(state, done))
-                if done % config.checkpoint_every == 0 or done == config.num_steps or stop.signal is not None:
+                stopping = stop.requested(done)
+                if done % config.checkpoint_every == 0 or done == config.num_steps or stopping:
                     save(done, metrics)
-                if stop.signal is not None:
+                if stopping:
                     monitor.write(f"stopping on signal {stop.signal}: checkpoint written at step {done}")
                     break
     finally:  # a pending asynchronous save of a good state completes even when the run stops on an error
