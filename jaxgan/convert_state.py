@@ -2,15 +2,16 @@
 
 A torch_ref checkpoint is one dict of plain values and tensors, so `torch.load(weights_only=True)` reads it:
 
-    generator, discriminator, ema_generator     model state dicts (the EMA generator's buffers are the
-                                                live generator's, as jaxgan samples with them)
+    generator, discriminator, ema_generator       model state dicts (the EMA generator's buffers are the
+                                                  live generator's: jaxgan samples the EMA with them)
     generator_optimizer, discriminator_optimizer  `torch.optim.Adam.state_dict()`: per-parameter step,
-                                                exp_avg, exp_avg_sq in PyTorch's parameter order
+                                                  exp_avg, exp_avg_sq, in PyTorch's parameter order
     step, data_position, seeds, config, format, format_version
 
-Models go through `jaxgan.convert`'s tables; Adam's moments go through the same tables (parameter i of
-PyTorch's `parameters()` is the i-th `params` entry of the table, which is in `state_dict` order). Every
-key on either side is used once, shapes are checked, and jax -> torch -> jax is bit for bit.
+Models go through `jaxgan.convert`'s tables, and so do Adam's moments: parameter i of PyTorch's
+`parameters()` is the i-th `params` entry of the table (which is in `state_dict` order). Every key on
+either side is used once, shapes and dtypes are checked, and jax -> torch -> jax is bit for bit. What the
+torch side does not hold (the EMA decay and other settings, the rng) is derived from the config.
 """
 
 from __future__ import annotations
@@ -29,26 +30,29 @@ from jaxgan import checkpoint
 from jaxgan import config as config_lib
 from jaxgan.atomic import atomic_path, check_writable
 from jaxgan.convert import LAYOUTS, ConversionError, Entry, flax_to_torch, table, torch_to_flax
-from jaxgan.state import (ModelState, TrainState, discriminator_arch, enable_precision, generator_arch, init_state,
-                          make_models)
+from jaxgan.state import (
+    ModelState,
+    TrainState,
+    discriminator_arch,
+    enable_precision,
+    generator_arch,
+    init_state,
+    make_models,
+)
 
 FORMAT, FORMAT_VERSION = "jaxgan.torch_ref", 1
-MODEL_KEYS = ("generator", "discriminator", "ema_generator")
-OPTIMIZER_KEYS = ("generator_optimizer", "discriminator_optimizer")
-CHECKPOINT_KEYS = ("format", "format_version", "step", "data_position", "seeds", "config") + MODEL_KEYS + OPTIMIZER_KEYS
-MOMENTS = (("exp_avg", "mu"), ("exp_avg_sq", "nu"))  # PyTorch name, optax name
-# Adam settings that change the update; they must be these values (jaxgan's Adam has no such options).
+MODELS = ("generator", "discriminator")
+CHECKPOINT_KEYS = ("format", "format_version", "step", "data_position", "seeds", "config", "generator",
+                   "discriminator", "ema_generator", "generator_optimizer", "discriminator_optimizer")
+MOMENTS = (("exp_avg", "mu"), ("exp_avg_sq", "nu"))  # PyTorch's name, optax's name
+ADAM_STATE_KEYS = ("step", "exp_avg", "exp_avg_sq")
+# Adam options that change the update: jaxgan's Adam has none of them, so they must be off.
 NEUTRAL_SETTINGS = {"weight_decay": 0, "amsgrad": False, "maximize": False, "decoupled_weight_decay": False}
 
 
 def parameter_entries(arch: Mapping[str, Any]) -> list[Entry]:
     """The table entries of trainable parameters, in PyTorch's `parameters()` (= optimiser) order."""
     return [entry for entry in table(arch) if entry.flax_path[0] == "params"]
-
-
-def _shortest(value: Any) -> float:
-    """A stored hyperparameter as the shortest decimal that rounds back to it (float32 2e-4 -> 2e-4)."""
-    return float(np.format_float_positional(np.asarray(value)[()], unique=True))
 
 
 # --- Adam ------------------------------------------------------------------------------------------------
@@ -59,18 +63,16 @@ def adam_to_torch(arch: Mapping[str, Any], model: ModelState) -> dict[str, Any]:
     adam, hyperparams = model.opt_state.inner_state[0], model.opt_state.hyperparams
     if float(hyperparams["eps_root"]) != 0:
         raise ConversionError(f"Adam eps_root = {float(hyperparams['eps_root'])}: PyTorch's Adam has no eps_root")
-    count = int(adam.count)
     moments = {}
     for torch_name, optax_name in MOMENTS:
-        variables = {"params": getattr(adam, optax_name), "batch_stats": model.batch_stats}
-        try:
-            moments[torch_name] = flax_to_torch(arch, variables)
+        try:  # the model's own buffers complete the table; only the parameters' entries are kept
+            moments[torch_name] = flax_to_torch(arch, {"params": getattr(adam, optax_name),
+                                                       "batch_stats": model.batch_stats})
         except ConversionError as error:
             raise ConversionError(f"Adam {optax_name}: {error}") from None
-    state = {}
-    for index, entry in enumerate(parameter_entries(arch)):
-        state[index] = {"step": np.asarray(count, np.float32),
-                        **{name: moments[name][entry.torch_key] for name, _ in MOMENTS}}
+    step = np.asarray(int(adam.count), np.float32)  # PyTorch keeps each parameter's step as a float tensor
+    state = {index: {"step": step.copy(), **{name: moments[name][entry.torch_key] for name, _ in MOMENTS}}
+             for index, entry in enumerate(parameter_entries(arch))}
     group = {"lr": _shortest(hyperparams["learning_rate"]),
              "betas": (_shortest(hyperparams["b1"]), _shortest(hyperparams["b2"])),
              "eps": _shortest(hyperparams["eps"]), "weight_decay": 0.0, "amsgrad": False, "maximize": False,
@@ -79,95 +81,135 @@ def adam_to_torch(arch: Mapping[str, Any], model: ModelState) -> dict[str, Any]:
     return {"state": state, "param_groups": [group]}
 
 
-def adam_to_flax(arch: Mapping[str, Any], optimizer: Mapping[str, Any], template: Any, step: int,
-                 batch_stats: Any, what: str) -> Any:
-    """`torch.optim.Adam.state_dict()` -> an optax Adam state shaped like `template` (dtypes kept)."""
+def adam_to_flax(arch: Mapping[str, Any], optimizer: Mapping[str, Any], layout: Any, hyperparams: Mapping[str, Any],
+                 step: int, buffers: Mapping[str, Any], what: str) -> Any:
+    """`torch.optim.Adam.state_dict()` -> optax's Adam state with `layout`'s structure and dtypes.
+
+    `hyperparams` supplies what PyTorch does not keep (eps_root); `buffers` (the model's) complete the table.
+    """
     entries = parameter_entries(arch)
     _check_keys(optimizer, ("state", "param_groups"), what)
-    groups = optimizer["param_groups"]
-    if len(groups) != 1:
-        raise ConversionError(f"{what}: {len(groups)} parameter groups; jaxgan's Adam has one")
-    group = groups[0]
-    if list(group.get("params", [])) != list(range(len(entries))):
-        raise ConversionError(f"{what}: param_groups[0]['params'] is {group.get('params')}, expected the "
-                              f"{len(entries)} parameters 0..{len(entries) - 1} of a {arch['model']}")
-    for name, neutral in NEUTRAL_SETTINGS.items():
-        if group.get(name, neutral) != neutral:
-            raise ConversionError(f"{what}: Adam setting {name} = {group[name]!r}; jaxgan's Adam needs {neutral!r}")
-    for name in ("lr", "betas", "eps"):
-        if name not in group:
-            raise ConversionError(f"{what}: param_groups[0] has no {name!r} (keys: {sorted(group)})")
+    group = _adam_group(optimizer["param_groups"], len(entries), arch, what)
     states = optimizer["state"]
-    if not states and step == 0:  # a fresh optimiser keeps no state: zero moments, count 0
-        zeros = {e.torch_key: np.zeros(_torch_shape(template, e), _dtype(template)) for e in entries}
-        states = {i: {"step": 0, "exp_avg": zeros[e.torch_key], "exp_avg_sq": zeros[e.torch_key]}
-                  for i, e in enumerate(entries)}
+    if not states and step == 0:  # a fresh PyTorch optimiser keeps no state: zero moments
+        states = {i: {"step": 0, **{name: np.zeros(_torch_shape(layout, e), _moment_dtype(layout)) for name, _ in
+                                    MOMENTS}} for i, e in enumerate(entries)}
     if sorted(states) != list(range(len(entries))):
         raise ConversionError(f"{what}: state for parameters {sorted(states)}; expected 0..{len(entries) - 1}")
     moments = {name: {} for name, _ in MOMENTS}
     for index, entry in enumerate(entries):
         where = f"{what} state[{index}] ({entry.torch_key})"
-        _check_keys(states[index], ("step", "exp_avg", "exp_avg_sq"), where)
+        _check_keys(states[index], ADAM_STATE_KEYS, where)
         if float(states[index]["step"]) != step:
             raise ConversionError(f"{where}: Adam step {float(states[index]['step'])}, but the checkpoint is at "
                                   f"step {step}; jaxgan keeps one step count per model")
         for name, _ in MOMENTS:
             moments[name][entry.torch_key] = states[index][name]
-    inner = template.inner_state[0]
-    fields = {}
+    inner = layout.inner_state[0]
+    converted = {}
     for torch_name, optax_name in MOMENTS:
-        state_dict = {**batch_stats, **moments[torch_name]}  # buffers complete the table; only params are kept
         try:
-            fields[optax_name] = torch_to_flax(arch, state_dict)["params"]
+            converted[optax_name] = torch_to_flax(arch, {**buffers, **moments[torch_name]})["params"]
         except ConversionError as error:
             raise ConversionError(f"{what} {torch_name}: {error}") from None
-    count = jnp.asarray(step, inner.count.dtype)
-    dtype = template.hyperparams["learning_rate"].dtype
-    hyperparams = dict(template.hyperparams, learning_rate=jnp.asarray(group["lr"], dtype),
-                       b1=jnp.asarray(group["betas"][0], dtype), b2=jnp.asarray(group["betas"][1], dtype),
-                       eps=jnp.asarray(group["eps"], dtype))
-    adam = inner._replace(count=count, **_cast_like(fields, {"mu": inner.mu, "nu": inner.nu}, what))
-    return template._replace(count=count, hyperparams=hyperparams, inner_state=(adam,) + template.inner_state[1:])
+    converted = _cast_like(converted, {"mu": inner.mu, "nu": inner.nu}, what)
+    values = dict(hyperparams, learning_rate=group["lr"], b1=group["betas"][0], b2=group["betas"][1],
+                  eps=group["eps"])
+    _check_keys(values, tuple(layout.hyperparams), f"{what} hyperparameters")
+    cast = {name: jnp.asarray(value, layout.hyperparams[name].dtype) for name, value in values.items()}
+    adam = inner._replace(count=jnp.asarray(step, inner.count.dtype), **converted)
+    return layout._replace(count=jnp.asarray(step, layout.count.dtype), hyperparams=cast,  # two buffers: donatable
+                           inner_state=(adam,) + tuple(layout.inner_state[1:]))
 
 
-def _torch_shape(template: Any, entry: Entry) -> tuple:
-    shape = traverse_util.flatten_dict(template.inner_state[0].mu)[entry.flax_path[1:]].shape
+def _adam_group(groups: list, count: int, arch: Mapping[str, Any], what: str) -> dict[str, Any]:
+    """The one parameter group, checked: all `count` parameters, and no option jaxgan's Adam lacks."""
+    if len(groups) != 1:
+        raise ConversionError(f"{what}: {len(groups)} parameter groups; jaxgan's Adam has one")
+    group = groups[0]
+    if list(group.get("params", [])) != list(range(count)):
+        raise ConversionError(f"{what}: param_groups[0]['params'] is {group.get('params')}, expected the "
+                              f"{count} parameters 0..{count - 1} of a {arch['model']}")
+    for name, neutral in NEUTRAL_SETTINGS.items():
+        if group.get(name, neutral) != neutral:
+            raise ConversionError(f"{what}: Adam option {name} = {group[name]!r}; jaxgan's Adam needs {neutral!r}")
+    for name in ("lr", "betas", "eps"):
+        if name not in group:
+            raise ConversionError(f"{what}: param_groups[0] has no {name!r} (keys: {sorted(group)})")
+    return group
+
+
+def _torch_shape(layout: Any, entry: Entry) -> tuple:
+    shape = traverse_util.flatten_dict(layout.inner_state[0].mu)[entry.flax_path[1:]].shape
     axes = LAYOUTS[entry.layout][1]
     return tuple(shape[a] for a in axes) if axes else shape
 
 
-def _dtype(template: Any) -> np.dtype:
-    return np.dtype(jax.tree.leaves(template.inner_state[0].mu)[0].dtype)
+def _moment_dtype(layout: Any) -> np.dtype:
+    return np.dtype(jax.tree.leaves(layout.inner_state[0].mu)[0].dtype)
+
+
+def _shortest(value: Any) -> float:
+    """A stored hyperparameter as the shortest decimal that rounds back to it (float32 2e-4 -> 2e-4)."""
+    return float(np.format_float_positional(np.asarray(value)[()], unique=True))
 
 
 # --- whole states ----------------------------------------------------------------------------------------
 
 
+def run_layout(config: config_lib.Config) -> tuple[TrainState, dict[str, Any]]:
+    """(shapes and dtypes of the run's TrainState, the values derived from the config alone: settings, rng and
+    each model's Adam hyperparameters), without initialising the models (XLA drops the unused work)."""
+    models = make_models(config)
+
+    def derived():
+        state = init_state(config, models)
+        return {"settings": state.settings, "rng": state.rng,
+                **{name: getattr(state, name).opt_state.hyperparams for name in MODELS}}
+
+    return jax.eval_shape(lambda: init_state(config, models)), jax.jit(derived)()
+
+
+def _check_task(config: config_lib.Config, source: str) -> None:
+    if config.task != "gan":
+        raise ConversionError(f"{source}: a {config.task!r} run; torch_ref/train.py is the DCGAN loop (task 'gan'), "
+                              "so only GAN runs move between the frameworks")
+
+
 def state_to_torch(config: config_lib.Config, state: TrainState) -> dict[str, Any]:
     """A jaxgan TrainState -> a torch_ref checkpoint dict (numpy leaves; see `save_torch_checkpoint`)."""
-    _check_derived(config, state)
-    generator_stats = state.generator.batch_stats
-    models = {"generator": (generator_arch(config), state.generator),
-              "discriminator": (discriminator_arch(config), state.discriminator)}
+    _check_task(config, "the training state")
+    layout, derived = run_layout(config)
+    if jax.tree.structure(layout) != jax.tree.structure(state):
+        raise ConversionError(f"the training state does not have the layout of its config's run "
+                              f"({jax.tree.structure(state)} vs {jax.tree.structure(layout)})")
+    for name in ("settings", "rng"):  # the torch side keeps the config, not these: they must follow from it
+        for (path, value), expected in zip(jax.tree_util.tree_leaves_with_path(getattr(state, name)),
+                                           jax.tree.leaves(derived[name])):
+            if not np.array_equal(np.asarray(value), np.asarray(expected)):
+                raise ConversionError(f"the state's {name}{jax.tree_util.keystr(path)} = {np.asarray(value)} is not "
+                                      f"what its config gives ({np.asarray(expected)}); it would be lost")
     step = int(state.step)
     result = {"format": FORMAT, "format_version": FORMAT_VERSION, "step": step, "data_position": step,
               "seeds": {"seed": config.seed, "data_seed": config.resolved_data_seed}, "config": config.to_dict()}
-    for name, (arch, model) in models.items():
+    archs = {"generator": generator_arch(config), "discriminator": discriminator_arch(config)}
+    for name, arch in archs.items():
+        model = getattr(state, name)
+        count = int(model.opt_state.inner_state[0].count)
+        if count != step:
+            raise ConversionError(f"the {name}'s Adam count {count} differs from the state's step {step}")
         result[name] = flax_to_torch(arch, {"params": model.params, "batch_stats": model.batch_stats})
         result[f"{name}_optimizer"] = adam_to_torch(arch, model)
-        if int(model.opt_state.inner_state[0].count) != step:
-            raise ConversionError(f"the {name}'s Adam count {int(model.opt_state.inner_state[0].count)} differs "
-                                  f"from the state's step {step}")
-    result["ema_generator"] = flax_to_torch(generator_arch(config), {"params": state.ema_params,
-                                                                     "batch_stats": generator_stats})
+    result["ema_generator"] = flax_to_torch(archs["generator"], {"params": state.ema_params,
+                                                                 "batch_stats": state.generator.batch_stats})
     return result
 
 
 def state_from_torch(checkpoint_dict: Mapping[str, Any], source: str = "checkpoint") -> tuple[
         config_lib.Config, TrainState]:
-    """A torch_ref checkpoint dict (tensors or numpy) -> (config, jaxgan TrainState) that resumes it exactly.
+    """A torch_ref checkpoint dict (tensors or numpy) -> (config, jaxgan TrainState) that continues it exactly.
 
-    Turns on 64-bit JAX for float64 runs (as loading a float64 workdir does).
+    Turns on JAX's 64-bit mode for float64 runs, as loading a float64 workdir does.
     """
     values = checkpoint_to_numpy(checkpoint_dict)
     _check_keys(values, CHECKPOINT_KEYS, source)
@@ -175,6 +217,7 @@ def state_from_torch(checkpoint_dict: Mapping[str, Any], source: str = "checkpoi
         raise ConversionError(f"{source}: format {values['format']!r} version {values['format_version']}; "
                               f"this jaxgan reads {FORMAT!r} version {FORMAT_VERSION}")
     config = config_lib.from_dict(values["config"], source=f"{source} config")
+    _check_task(config, source)
     step, position = int(values["step"]), int(values["data_position"])
     if position != step:
         raise ConversionError(f"{source}: data position {position} differs from step {step}; jaxgan's data "
@@ -183,22 +226,26 @@ def state_from_torch(checkpoint_dict: Mapping[str, Any], source: str = "checkpoi
     if dict(values["seeds"]) != seeds:
         raise ConversionError(f"{source}: seeds {values['seeds']} do not match its config's {seeds}")
     enable_precision(config)
-    fresh = _fresh_state(config)  # settings, rng and the exact pytree layout
+    layout, derived = run_layout(config)
     archs = {"generator": generator_arch(config), "discriminator": discriminator_arch(config)}
     models = {}
     for name, arch in archs.items():
         variables = _convert_model(arch, values[name], f"{source} {name}")
-        template = getattr(fresh, name)
-        opt_state = adam_to_flax(arch, values[f"{name}_optimizer"], template.opt_state, step,
+        model_layout = getattr(layout, name)
+        opt_state = adam_to_flax(arch, values[f"{name}_optimizer"], model_layout.opt_state, derived[name], step,
                                  _buffers(arch, values[name]), f"{source} {name}_optimizer")
-        cast = _cast_like(variables, {"params": template.params, "batch_stats": template.batch_stats},
-                          f"{source} {name}")
-        models[name] = ModelState(cast["params"], cast["batch_stats"], opt_state)
+        variables = _cast_like(variables, {"params": model_layout.params, "batch_stats": model_layout.batch_stats},
+                               f"{source} {name}")
+        models[name] = ModelState(variables["params"], variables["batch_stats"], opt_state)
     ema = _convert_model(archs["generator"], values["ema_generator"], f"{source} ema_generator")
-    _check_same_buffers(values["ema_generator"], values["generator"], archs["generator"], source)
-    state = fresh.replace(step=jnp.asarray(step, fresh.step.dtype), generator=models["generator"],
-                          discriminator=models["discriminator"],
-                          ema_params=_cast_like(ema["params"], fresh.ema_params, f"{source} ema_generator"))
+    for key, value in _buffers(archs["generator"], values["ema_generator"]).items():
+        if not np.array_equal(value, values["generator"][key]):
+            raise ConversionError(f"{source}: ema_generator buffer {key!r} differs from the generator's; jaxgan "
+                                  "samples the EMA parameters with the live generator's BatchNorm statistics")
+    state = TrainState(step=jnp.asarray(step, layout.step.dtype), generator=models["generator"],
+                       discriminator=models["discriminator"],
+                       ema_params=_cast_like(ema["params"], layout.ema_params, f"{source} ema_generator"),
+                       settings=derived["settings"], rng=derived["rng"])
     return config, state
 
 
@@ -210,55 +257,28 @@ def _convert_model(arch: Mapping[str, Any], state_dict: Mapping[str, Any], what:
 
 
 def _buffers(arch: Mapping[str, Any], state_dict: Mapping[str, Any]) -> dict[str, Any]:
+    """The BatchNorm buffers of a state dict (what Adam's moments lack to fill the model's table)."""
     keys = {entry.torch_key for entry in table(arch) if entry.flax_path[0] != "params"}
     return {k: v for k, v in state_dict.items() if k in keys}
 
 
-def _check_same_buffers(ema: Mapping[str, Any], live: Mapping[str, Any], arch: Mapping[str, Any], source: str):
-    """jaxgan keeps one set of generator statistics: the EMA generator's buffers must be the live ones."""
-    for key, value in _buffers(arch, ema).items():
-        if key in live and not np.array_equal(value, live[key]):
-            raise ConversionError(f"{source}: ema_generator buffer {key!r} differs from the generator's; jaxgan "
-                                  "samples the EMA parameters with the live generator's BatchNorm statistics")
-
-
-def _cast_like(tree: Any, template: Any, what: str) -> Any:
-    """numpy leaves -> jax arrays of the template's dtypes; a floating dtype change is an error."""
+def _cast_like(tree: Any, layout: Any, what: str) -> Any:
+    """numpy leaves -> jax arrays of the layout's dtypes; a floating dtype that differs is an error."""
     def cast(path, value, like):
         value = np.asarray(value)
         if np.issubdtype(value.dtype, np.floating) and value.dtype != like.dtype:
-            name = "/".join(str(getattr(k, "key", k)) for k in path)
-            raise ConversionError(f"{what} {name}: dtype {value.dtype}, but the config's run keeps {like.dtype}")
+            raise ConversionError(f"{what} {jax.tree_util.keystr(path)}: dtype {value.dtype}, but the config's run "
+                                  f"keeps {like.dtype} (its dtype field)")
         return jnp.asarray(value, like.dtype)
 
-    return jax.tree_util.tree_map_with_path(cast, tree, template)
-
-
-def _fresh_state(config: config_lib.Config) -> TrainState:
-    return jax.jit(lambda: init_state(config, make_models(config)))()
-
-
-def _check_derived(config: config_lib.Config, state: TrainState) -> None:
-    """Settings and rng are derived from the config (a torch_ref checkpoint keeps the config, not them): they
-    must be what the config gives, or they would be lost."""
-    derived = jax.jit(lambda: (lambda s: (s.settings, s.rng))(init_state(config, make_models(config))))()
-    if jax.tree.structure(jax.eval_shape(lambda: init_state(config, make_models(config)))) != jax.tree.structure(
-            state):
-        raise ConversionError("the training state does not have the layout of its config's run")
-    for name, value in state.settings.items():
-        if float(value) != float(derived[0][name]):
-            raise ConversionError(f"the state's setting {name} = {float(value)} differs from its config's "
-                                  f"{getattr(config, name)}")
-    if not np.array_equal(np.asarray(state.rng), np.asarray(derived[1])):
-        raise ConversionError("the state's rng is not the one its config's seed gives; it would be lost")
+    return jax.tree_util.tree_map_with_path(cast, tree, layout)
 
 
 def _check_keys(mapping: Mapping[str, Any], expected: tuple, what: str) -> None:
     missing, unexpected = sorted(set(expected) - set(mapping)), sorted(set(mapping) - set(expected), key=str)
     if missing or unexpected:
-        raise ConversionError(f"{what}: " + "; ".join(
-            part for part in (f"missing {missing}" if missing else "",
-                              f"unexpected {unexpected}" if unexpected else "") if part))
+        parts = ([f"missing {missing}"] if missing else []) + ([f"unexpected {unexpected}"] if unexpected else [])
+        raise ConversionError(f"{what}: " + "; ".join(parts))
 
 
 # --- files and workdirs ----------------------------------------------------------------------------------
@@ -282,7 +302,7 @@ def checkpoint_to_tensors(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         from jaxgan.torch_files import numpy_to_tensor
 
-        return numpy_to_tensor(value.copy())  # never shared: optimisers load state without copying
+        return numpy_to_tensor(value.copy())  # never shared: optimisers load their state without copying
     if isinstance(value, Mapping):
         return {k: checkpoint_to_tensors(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -308,14 +328,14 @@ def load_torch_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     value = read_file(path)
     if not isinstance(value, Mapping) or "format" not in value:
         keys = list(value) if isinstance(value, Mapping) else type(value).__name__
-        raise ConversionError(f"{path}: not a torch_ref training checkpoint (found {keys}); a single model's "
-                              "state dict converts with `convert.py torch2jax --model ...`")
+        raise ConversionError(f"{path}: not a torch_ref training checkpoint (found {keys}); one model's state dict "
+                              "converts with `convert.py torch2jax --model ...`")
     return checkpoint_to_numpy(value)
 
 
 def write_workdir(workdir: str | os.PathLike, config: config_lib.Config, state: TrainState, force: bool = False,
                   notes: dict | None = None) -> Path:
-    """A jaxgan workdir (run.json + one orbax checkpoint at the state's step) that `scripts/train.py` resumes."""
+    """A jaxgan workdir (run.json and one orbax checkpoint at the state's step) that `scripts/train.py` resumes."""
     workdir = check_writable(workdir, force)
     step = int(state.step)
     with atomic_path(workdir, directory=True) as temporary:

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from jaxgan import cli
+from jaxgan import cli, preemption
 from jaxgan import config as config_lib
 from jaxgan.atomic import atomic_path
 from jaxgan.convert_state import FORMAT, FORMAT_VERSION
@@ -34,7 +34,7 @@ from jaxgan.data.pipeline import Batches
 from jaxgan.data.sources import make_source
 from jaxgan.monitor import Monitor, image_grid
 from jaxgan.state import ADAM_EPS
-from jaxgan.trainer import NonFiniteError, _StopRequest, log_line, log_scalars
+from jaxgan.trainer import NonFiniteError, log_line, log_scalars
 from torch_ref.models import Discriminator, Generator, weights_init
 
 
@@ -126,8 +126,11 @@ def train_step(run: Run, images: np.ndarray, latents: np.ndarray) -> dict[str, t
 
 @torch.no_grad()
 def update_ema(run: Run) -> None:
-    """ema = decay * ema + (1 - decay) * params, in the parameters' dtype (as jaxgan's finish_step)."""
-    decay = torch.tensor(run.config.ema_decay, dtype=run.dtype, device=run.device)
+    """ema = decay * ema + (1 - decay) * params, in the parameters' dtype (as jaxgan's finish_step), with
+    jaxgan's warm-up decay = min(ema_decay, (1 + step) / (10 + step)); `run.step` is the 0-based update."""
+    step = torch.tensor(run.step, dtype=run.dtype, device=run.device)
+    decay = torch.minimum(torch.tensor(run.config.ema_decay, dtype=run.dtype, device=run.device),
+                          (1 + step) / (10 + step))
     for ema, live in zip(run.ema_generator.parameters(), run.generator.parameters(), strict=True):
         ema.copy_(decay * ema + (1 - decay) * live)
     for ema, live in zip(run.ema_generator.buffers(), run.generator.buffers(), strict=True):
@@ -245,32 +248,31 @@ def train(config: config_lib.Config, workdir: str | os.PathLike, resume: str | o
             checkpoint_path(workdir, old).unlink()
         saved = step
 
-    with _StopRequest() as stop:
-        for _, batch in zip(range(start, config.num_steps),
-                            batches.iterate(start, config.num_steps, config.loader_threads)):
-            metrics = train_step(run, batch["images"], batch["latents"])
-            done = run.step
-            monitor.advance()
-            if done % config.log_every == 0 or done == config.num_steps:
-                values = {name: float(value) for name, value in metrics.items()}
-                if not all(np.isfinite(list(values.values()))):
-                    raise NonFiniteError(f"non-finite losses at step {done} ({values}); the last good checkpoint "
-                                         f"(step {saved}) is kept")
-                now = time.perf_counter()
-                seconds = (now - last_time) / (done - last_step)
-                last_time, last_step = now, done
-                monitor.log(done, log_scalars(values, seconds, config.batch_size), log_line(done, values, seconds))
-            if done % config.sample_every == 0 or done == config.num_steps:
-                monitor.images(done, sample_grid(run, fixed_latents))
-            if done % config.checkpoint_every == 0 or stop.signal is not None:
-                save(done)
-            if stop.signal is not None:
-                monitor.write(f"stopping on signal {stop.signal}: checkpoint written at step {done}")
-                break
-        else:
-            if config.num_steps > saved and config.num_steps > start:
-                save(config.num_steps)
-    monitor.close()
+    try:
+        with preemption.StopRequest() as stop:
+            for _, batch in zip(range(start, config.num_steps),
+                                batches.iterate(start, config.num_steps, config.loader_threads)):
+                metrics = train_step(run, batch["images"], batch["latents"])
+                done = run.step
+                monitor.advance()
+                if done % config.log_every == 0 or done == config.num_steps:
+                    values = {name: float(value) for name, value in metrics.items()}
+                    if not all(np.isfinite(list(values.values()))):
+                        raise NonFiniteError(f"non-finite losses at step {done} ({values}); stopping: the last "
+                                             f"good checkpoint (step {saved}) stays the latest")
+                    now = time.perf_counter()
+                    seconds, last_time, last_step = (now - last_time) / (done - last_step), now, done
+                    monitor.log(done, log_scalars(values, seconds, config.batch_size), log_line(done, values, seconds))
+                if done % config.sample_every == 0 or done == config.num_steps:
+                    monitor.images(done, sample_grid(run, fixed_latents))
+                stopping = stop.requested(done)
+                if done % config.checkpoint_every == 0 or done == config.num_steps or stopping:
+                    save(done)
+                if stopping:
+                    monitor.write(f"stopping on signal {stop.signal}: checkpoint written at step {done}")
+                    break
+    finally:
+        monitor.close()
     return run
 
 
@@ -288,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     except (NonFiniteError, ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    print(f"done: checkpoints, samples and TensorBoard logs are in {workdir}")
+    print(f"done: checkpoints, samples, metrics.jsonl and TensorBoard logs are in {workdir}")
     return 0
 
 
