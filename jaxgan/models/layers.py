@@ -11,6 +11,7 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 DIMENSIONS = ("NHWC", "HWIO", "NHWC")
@@ -43,42 +44,37 @@ def _conv_transpose_dilated(x: jax.Array, kernel: jax.Array, stride: int, paddin
     )
 
 
-def _subpixel_kernel(kernel: jax.Array) -> jax.Array:
-    """(4, 4, in, out) stride-2 kernel -> (3, 3, in, 4*out): one 3x3 convolution for all four phases.
+PHASE_TAPS = ((3, 1), (2, 0))  # output row 2m+a takes window rows (dy = 0, 1) with these kernel taps
+
+
+def _phase_kernel(kernel: jax.Array) -> jax.Array:
+    """(4, 4, in, out) stride-2 kernel -> (2, 2, in, 4*out): the four output phases' 2x2 kernels.
 
     Output row 2m takes input rows (m-1, m) with taps (3, 1); row 2m+1 takes (m, m+1) with taps (2, 0).
     """
-    zero = jnp.zeros_like(kernel[0])
-    rows = (jnp.stack([kernel[3], kernel[1], zero]), jnp.stack([zero, kernel[2], kernel[0]]))
-    phases = []
-    for row_phase in rows:  # (3, 4, in, out)
-        zero_col = jnp.zeros_like(row_phase[:, 0])
-        for taps in ((3, 1, None), (None, 2, 0)):
-            cols = [row_phase[:, t] if t is not None else zero_col for t in taps]
-            phases.append(jnp.stack(cols, axis=1))  # (3, 3, in, out)
-    return jnp.concatenate(phases, axis=-1)  # (3, 3, in, 4*out), phase-major
-
-
-def _depth_to_space(y: jax.Array, out: int) -> jax.Array:
-    n, h, w, _ = y.shape
-    y = y.reshape(n, h, w, 2, 2, out)  # (N, H, W, row phase, col phase, out)
-    return y.transpose(0, 1, 3, 2, 4, 5).reshape(n, 2 * h, 2 * w, out)
+    phases = [kernel[np.array(PHASE_TAPS[a])][:, np.array(PHASE_TAPS[b])] for a in (0, 1) for b in (0, 1)]
+    return jnp.concatenate(phases, axis=-1)  # phase-major: (a, b) = (0, 0), (0, 1), (1, 0), (1, 1)
 
 
 @jax.custom_vjp
 def conv_transpose_2x(x: jax.Array, kernel: jax.Array) -> jax.Array:
     """`ConvTranspose2d(kernel_size=4, stride=2, padding=1)`: (N, H, W, in) -> (N, 2H, 2W, out).
 
-    Forward in sub-pixel form (one stride-1 convolution, then depth-to-space); backward as an
-    ordinary strided convolution (input) and patches times a matrix (kernel), because autodiff of
-    an input-dilated convolution is XLA's slowest CPU path.
+    Forward in sub-pixel form (one stride-1 2x2 convolution for all four phases, then interleaving);
+    backward as an ordinary strided convolution (input) and patches times a matrix (kernel), because
+    autodiff of an input-dilated convolution is XLA's slowest CPU path.
     """
     return _conv_transpose_2x_forward(x, kernel)
 
 
 def _conv_transpose_2x_forward(x, kernel):
-    y = conv2d(x, _subpixel_kernel(kernel), 1, 1)  # (N, H, W, 4*out)
-    return _depth_to_space(y, kernel.shape[-1])
+    n, h, w, _ = x.shape
+    out = kernel.shape[-1]
+    y = conv2d(x, _phase_kernel(kernel), 1, 1)  # (N, H+1, W+1, 4*out): every 2x2 window, all phases
+    y = y.reshape(n, h + 1, w + 1, 2, 2, out)
+    # Phase (a, b) of output pixel (m, n) is window (m + a, n + b); interleave the phases.
+    rows = [jnp.stack([y[:, a:a + h, b:b + w, a, b] for b in (0, 1)], axis=3) for a in (0, 1)]
+    return jnp.stack(rows, axis=2).reshape(n, 2 * h, 2 * w, out)  # (N, 2H, 2W, out)
 
 
 def _conv_transpose_2x_fwd(x, kernel):
