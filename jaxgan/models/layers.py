@@ -106,8 +106,9 @@ def conv_transpose(x: jax.Array, kernel: jax.Array, stride: int, padding: int) -
     return _conv_transpose_dilated(x, kernel, stride, padding)
 
 
-class Conv(nn.Module):
-    """`nn.Conv2d(bias=False)`; kernel HWIO, initialised N(0, 0.02)."""
+class _Convolution(nn.Module):
+    """A bias-free convolution layer with a DCGAN-initialised N(0, 0.02) kernel of shape
+    (kernel_size, kernel_size, in, features), computed in `dtype`."""
 
     features: int
     stride: int
@@ -116,32 +117,31 @@ class Conv(nn.Module):
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
 
+    def apply_kernel(self, x: jax.Array, kernel: jax.Array) -> jax.Array:
+        raise NotImplementedError
+
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         shape = (self.kernel_size, self.kernel_size, x.shape[-1], self.features)
         kernel = self.param("kernel", dcgan_normal(), shape, self.param_dtype)
-        x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
+        return self.apply_kernel(x.astype(self.dtype), kernel.astype(self.dtype))
+
+
+class Conv(_Convolution):
+    """`nn.Conv2d(bias=False)`; kernel HWIO."""
+
+    def apply_kernel(self, x: jax.Array, kernel: jax.Array) -> jax.Array:
         if x.shape[1:3] == (self.kernel_size, self.kernel_size) and self.padding == 0:
             # A kernel that covers the whole input (D's last layer) is a matrix multiply.
             return jnp.einsum("nhwi,hwio->no", x, kernel)[:, None, None, :]
         return conv2d(x, kernel, self.stride, self.padding)
 
 
-class ConvTranspose(nn.Module):
-    """`nn.ConvTranspose2d(bias=False)`; kernel (kh, kw, in, out), initialised N(0, 0.02)."""
+class ConvTranspose(_Convolution):
+    """`nn.ConvTranspose2d(bias=False)`; kernel (kh, kw, in, out), unflipped as PyTorch stores it."""
 
-    features: int
-    stride: int
-    padding: int
-    kernel_size: int = 4
-    dtype: Dtype = jnp.float32
-    param_dtype: Dtype = jnp.float32
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        shape = (self.kernel_size, self.kernel_size, x.shape[-1], self.features)
-        kernel = self.param("kernel", dcgan_normal(), shape, self.param_dtype)
-        return conv_transpose(x.astype(self.dtype), kernel.astype(self.dtype), self.stride, self.padding)
+    def apply_kernel(self, x: jax.Array, kernel: jax.Array) -> jax.Array:
+        return conv_transpose(x, kernel, self.stride, self.padding)
 
 
 class BatchNorm(nn.Module):
