@@ -41,7 +41,7 @@ class Monitor:
     """Progress bar, log lines, TensorBoard scalars/images and sample PNGs under the workdir."""
 
     def __init__(self, workdir: str | os.PathLike, start: int, total: int, enabled: bool = True,
-                 hparams: dict[str, Any] | None = None):
+                 hparams: dict[str, Any] | None = None, progress: bool = True):
         self.enabled, self.workdir = enabled, Path(workdir)
         self.writer = self.bar = None
         if not enabled:
@@ -50,10 +50,15 @@ class Monitor:
         from tqdm import tqdm
 
         self.writer = SummaryWriter(str(self.workdir / "tensorboard"), purge_step=start if start else None)
-        if hparams and not start:
+        if hparams and not start:  # the config as TensorBoard hyperparameters (HParams tab) and as a table
+            from tensorboardX.summary import hparams as hparams_summary
+
+            for summary in hparams_summary(hparams, {"loss/g": 0.0, "loss/d": 0.0}):
+                self.writer.file_writer.add_summary(summary)
             rows = "\n".join(f"| {k} | {v} |" for k, v in hparams.items())
             self.writer.add_text("config", "| field | value |\n|---|---|\n" + rows, 0)
-        self.bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True, smoothing=0.1)
+        if progress:  # a sweep shows one bar for all its runs
+            self.bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True, smoothing=0.1)
 
     def advance(self, steps: int = 1) -> None:
         if self.bar is not None:
@@ -68,10 +73,11 @@ class Monitor:
             self.writer.add_scalar(name, value, step)
         with open(self.workdir / "metrics.jsonl", "a") as handle:
             handle.write(json.dumps({"step": step, **scalars}) + "\n")
-        shown = {k.split("/")[-1]: f"{v:.3g}" for k, v in scalars.items() if k.startswith("loss/")}
-        self.bar.set_postfix(shown, refresh=False)
+        if self.bar is not None:
+            shown = {k.split("/")[-1]: f"{v:.3g}" for k, v in scalars.items() if k.startswith("loss/")}
+            self.bar.set_postfix(shown, refresh=False)
         if line:
-            self.bar.write(line)
+            self.write(line)
 
     def images(self, step: int, grid: np.ndarray, name: str = "samples") -> Path | None:
         """Write a uint8 grid to samples/NAME_STEP.png and TensorBoard."""
@@ -88,5 +94,6 @@ class Monitor:
 
     def close(self) -> None:
         if self.enabled:
-            self.bar.close()
+            if self.bar is not None:
+                self.bar.close()
             self.writer.close()
