@@ -1,92 +1,10 @@
-"""Shared helpers for JAX-vs-PyTorch parity tests: build a torch_ref model with random weights and
-random running statistics, convert it, and run both on the same inputs (NCHW <-> NHWC here only)."""
+"""Fixtures shared by the parity tests (helpers live in parity_tests/helpers.py)."""
 
 from __future__ import annotations
 
-import contextlib
-
-import jax
-import numpy as np
 import pytest
-import torch
 
-from jaxgan import convert
-from torch_ref import models as torch_models
-
-TORCH_DTYPES = {"float32": torch.float32, "float64": torch.float64}
-
-
-def precision(dtype: str):
-    """float64 runs inside JAX's 64-bit mode; float32 outside it."""
-    return jax.enable_x64(True) if dtype == "float64" else contextlib.nullcontext()
-
-
-def make_torch_model(name: str, size: int = 32, nc: int = 3, width: int = 8, skips: bool = False,
-                     nz: int = 16, seed: int = 0, dtype: str = "float32") -> torch.nn.Module:
-    """A torch_ref model with DCGAN-initialised weights, then BatchNorm affine parameters and running
-    statistics drawn away from their defaults, so that a wrong statistic or mode shows."""
-    torch.manual_seed(seed)
-    if name == "generator":
-        module = torch_models.Generator(nz=nz, ngf=width, nc=nc, image_size=size)
-    elif name == "discriminator":
-        module = torch_models.Discriminator(ndf=width, nc=nc, image_size=size)
-    else:
-        module = torch_models.Restorer(nc=nc, width=width, image_size=size, skips=skips)
-    module.apply(torch_models.weights_init)
-    with torch.no_grad():
-        for layer in module.modules():
-            if isinstance(layer, torch.nn.BatchNorm2d):
-                layer.weight.uniform_(0.5, 1.5)
-                layer.bias.uniform_(-0.5, 0.5)
-                layer.running_mean.uniform_(-0.5, 0.5)
-                layer.running_var.uniform_(0.5, 1.5)
-                layer.num_batches_tracked.fill_(7)
-    return module.to(TORCH_DTYPES[dtype])
-
-
-def make_inputs(name: str, batch: int, size: int = 32, nc: int = 3, nz: int = 16, seed: int = 1,
-                dtype: str = "float32") -> list[np.ndarray]:
-    """NCHW numpy inputs (latents as (N, nz, 1, 1)); the restorer also gets a 0/1 mask."""
-    rng = np.random.default_rng(seed)
-    if name == "generator":
-        return [rng.standard_normal((batch, nz, 1, 1)).astype(dtype)]
-    images = rng.uniform(-1, 1, (batch, nc, size, size)).astype(dtype)
-    if name == "discriminator":
-        return [images]
-    return [images, (rng.random((batch, 1, size, size)) < 0.3).astype(dtype)]
-
-
-def to_jax_input(array: np.ndarray) -> np.ndarray:
-    return array.reshape(len(array), -1) if array.shape[2:] == (1, 1) else array.transpose(0, 2, 3, 1)
-
-
-def state_dict_numpy(module: torch.nn.Module) -> dict[str, np.ndarray]:
-    return {k: v.detach().numpy().copy() for k, v in module.state_dict().items()}
-
-
-def torch_forward(module: torch.nn.Module, inputs: list[np.ndarray], train: bool) -> np.ndarray:
-    """Output in jaxgan's layout: NHWC images, or the discriminator's (N,) probabilities."""
-    module.train(train)
-    with torch.no_grad():
-        out = module(*[torch.from_numpy(x) for x in inputs]).numpy()
-    return out.reshape(-1) if out.shape[1:] == (1, 1, 1) else out.transpose(0, 2, 3, 1)
-
-
-def jax_forward(name: str, state_dict: dict[str, np.ndarray], inputs: list[np.ndarray], train: bool,
-                dtype: str = "float32"):
-    """(output, new batch_stats or None) of the converted Flax model; D's logits pass through sigmoid."""
-    arch = convert.infer_arch(name, state_dict)
-    variables = convert.torch_to_flax(arch, state_dict)
-    model = convert.build_model(arch, np.dtype(dtype))
-    args = [to_jax_input(x) for x in inputs]
-    if train:
-        out, updates = model.apply(variables, *args, train=True, mutable=["batch_stats"])
-    else:
-        out, updates = model.apply(variables, *args, train=False), None
-    out = np.asarray(out)
-    if name == "discriminator":
-        out = 1 / (1 + np.exp(-out))
-    return out, updates
+from parity_tests.helpers import precision
 
 
 @pytest.fixture(params=["float32", "float64"])

@@ -10,11 +10,11 @@ import jax
 import numpy as np
 import pytest
 import torch
-from conftest import make_torch_model, precision, torch_forward
 from flax import traverse_util
 from torch import nn
 
 from jaxgan import checkpoint, convert, torch_files
+from parity_tests.helpers import make_torch_model, precision, torch_forward
 from scripts import convert as convert_cli
 from scripts import sample as sample_cli
 

@@ -17,10 +17,10 @@ import jax
 import numpy as np
 import pytest
 import torch
-from test_training_trajectory import OVERRIDES, assert_same_training_state, one_torch_thread, tensors
 
 from jaxgan import convert_state
 from jaxgan.sampling import restore_training_state
+from parity_tests.test_training_trajectory import OVERRIDES, assert_same_training_state, one_torch_thread, tensors
 from scripts import convert as convert_script
 from scripts import train as train_script
 from torch_ref import train as torch_train

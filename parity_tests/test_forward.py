@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import jax_forward, make_inputs, make_torch_model, state_dict_numpy, torch_forward
 from flax import traverse_util
 
 from jaxgan import convert
+from parity_tests.helpers import jax_forward, make_inputs, make_torch_model, state_dict_numpy, torch_forward
 
 BOUND = {"float32": 1e-5, "float64": 1e-10}
 BASE = dict(size=32, nc=3, batch=4)

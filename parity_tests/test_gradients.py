@@ -13,9 +13,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
-from conftest import make_inputs, make_torch_model, precision, state_dict_numpy, to_jax_input
 
 from jaxgan import convert
+from parity_tests.helpers import make_inputs, make_torch_model, precision, state_dict_numpy, to_jax_input
 
 SEEDS = (0, 1, 2)
 MODELS = [("generator", False), ("discriminator", False), ("restorer", True)]

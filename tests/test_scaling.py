@@ -18,7 +18,8 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT, final_arrays
+
+from tests.helpers import ROOT, final_arrays
 
 SETTINGS = dict(ngf=8, ndf=8, nz=16, nc=1, batch_size=16, log_every=1, checkpoint_every=5, sample_every=1000,
                 num_samples=4, ema_decay=0.9, loader_threads=2)

@@ -12,9 +12,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import final_arrays, run_train, tiny_config, train_command
 
 from jaxgan import checkpoint, sharding, trainer
+from tests.helpers import final_arrays, run_train, tiny_config, train_command
 
 
 def test_run_writes_checkpoints_events_and_grids(trained_workdir):
