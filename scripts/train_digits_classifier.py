@@ -3,9 +3,9 @@
   python scripts/train_digits_classifier.py [--out jaxgan/metrics/digits_classifier.safetensors] [--force]
 
 It trains on the built-in digits' training split (the first 1,500 of scikit-learn's 1,797 digits, at
-32x32 with random shifts of up to 2 pixels) with Adam, then measures the accuracy on the 297
-held-out digits at 32x32 and 64x64 and refuses to write weights below 97%. Deterministic: the same
-seed writes the same file.
+32x32 with random shifts of up to 2 pixels) with AdamW and a cosine schedule, then measures the
+accuracy on the 297 held-out digits at 32x32 and 64x64 and refuses to write weights below 97%. The features are scaled
+to unit root-mean-square on the training digits. Deterministic: the same seed writes the same file.
 """
 
 from __future__ import annotations
@@ -21,9 +21,10 @@ MIN_ACCURACY = 0.97
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default=None, help="weights file (default: the shipped jaxgan/metrics one)")
-    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--batch-size", type=int, default=50)
-    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--weight-decay", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--force", action="store_true", help="overwrite an existing --out")
     args = parser.parse_args(argv)
@@ -44,7 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     train, test = (split_range(len(images), DIGITS_TEST, s) for s in ("train", "test"))
     train_images, train_labels = images[train.start:train.stop], labels[train.start:train.stop]
 
-    model, optimizer = DigitsNet(), optax.adam(args.lr)
+    steps = args.epochs * (len(train_images) // args.batch_size)
+    model = DigitsNet()
+    optimizer = optax.adamw(optax.cosine_decay_schedule(args.lr, steps), weight_decay=args.weight_decay)
     params = model.init(jax.random.key(args.seed), jnp.zeros((1, INPUT_SIZE, INPUT_SIZE, 1)))["params"]
     opt_state = optimizer.init(params)
 
@@ -72,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         if (epoch + 1) % 10 == 0:
             print(f"epoch {epoch + 1}: loss {np.mean(losses):.4f}")
 
+    params = unit_scale_features(params, classify({"params": params}, train_images)[0])
     accuracy = {}
     for size in (32, 64):
         held_out = digits_images(size, 1)[test.start:test.stop]
@@ -81,8 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     if min(accuracy.values()) < MIN_ACCURACY:
         print(f"error: held-out accuracy below {MIN_ACCURACY:.0%}; weights not written", file=sys.stderr)
         return 1
-    metadata = {**{k: f"{v:.4f}" for k, v in accuracy.items()}, "seed": str(args.seed), "epochs": str(args.epochs),
-                "trained_by": "scripts/train_digits_classifier.py"}
+    record = {**{k: round(v, 4) for k, v in accuracy.items()}, "seed": args.seed, "epochs": args.epochs,
+              "trained_by": "scripts/train_digits_classifier.py"}
+    metadata = {"jaxgan": json.dumps(record, sort_keys=True)}  # one key: the file is the same bytes every run
     weights = {k: np.asarray(v, np.float32) for k, v in flat_weights({"params": params}).items()}
     with atomic_path(out) as temporary:
         save_file(weights, str(temporary), metadata=metadata)
@@ -90,6 +95,20 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps({"out": str(out), "parameters": int(count), "seconds": round(time.perf_counter() - started, 1),
                       **accuracy}))
     return 0
+
+
+def unit_scale_features(params, features):
+    """Rescale the feature layer to unit root-mean-square on the training digits, the classifier unchanged.
+
+    ReLU is positively homogeneous, so dividing `dense_0` by s and multiplying `dense_1`'s kernel by s
+    leaves the logits as they were; FID and KID values then have a scale independent of training.
+    """
+    import numpy as np
+
+    scale = float(np.sqrt(np.mean(np.square(np.asarray(features, np.float64)))))
+    dense_0, dense_1 = params["dense_0"], params["dense_1"]
+    return {**params, "dense_0": {"kernel": dense_0["kernel"] / scale, "bias": dense_0["bias"] / scale},
+            "dense_1": {"kernel": dense_1["kernel"] * scale, "bias": dense_1["bias"]}}
 
 
 def shift(image, dy: int, dx: int):

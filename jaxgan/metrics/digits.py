@@ -32,10 +32,10 @@ class DigitsNet(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
-        x = nn.relu(nn.Conv(16, (3, 3), name="conv_0")(x))  # (N, 16, 16, 16)
-        x = nn.max_pool(x, (2, 2), (2, 2))  # (N, 8, 8, 16)
-        x = nn.relu(nn.Conv(32, (3, 3), name="conv_1")(x))  # (N, 8, 8, 32)
-        x = nn.max_pool(x, (2, 2), (2, 2))  # (N, 4, 4, 32)
+        x = nn.relu(nn.Conv(32, (3, 3), name="conv_0")(x))  # (N, 16, 16, 32)
+        x = nn.max_pool(x, (2, 2), (2, 2))  # (N, 8, 8, 32)
+        x = nn.relu(nn.Conv(64, (3, 3), name="conv_1")(x))  # (N, 8, 8, 64)
+        x = nn.max_pool(x, (2, 2), (2, 2))  # (N, 4, 4, 64)
         features = nn.Dense(FEATURES, name="dense_0")(x.reshape(x.shape[0], -1))  # (N, 64)
         return features, nn.Dense(CLASSES, name="dense_1")(nn.relu(features))  # (N, 10)
 
@@ -73,7 +73,8 @@ def load_variables(path: str | os.PathLike = WEIGHTS_PATH) -> dict:
 
 def flat_weights(variables: Any) -> dict[str, np.ndarray]:
     """The inverse of `load_variables`: {"conv_0.kernel": array, ...} for the safetensors file."""
-    return {".".join(path): np.asarray(value) for path, value in traverse_util.flatten_dict(variables["params"]).items()}
+    flat = traverse_util.flatten_dict(variables["params"])
+    return {".".join(path): np.asarray(value) for path, value in flat.items()}
 
 
 class DigitsClassifier:
@@ -82,7 +83,6 @@ class DigitsClassifier:
     def __init__(self, weights_path: str | os.PathLike = WEIGHTS_PATH, batch_size: int = 500):
         self.variables = load_variables(Path(weights_path))
         self.batch_size = batch_size
-        self._classify = jax.jit(classify)
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         return self.features_and_logits(images)[0]
@@ -94,10 +94,13 @@ class DigitsClassifier:
             count = len(chunk)
             if count < self.batch_size:  # pad to the compiled shape; every image is independent
                 chunk = np.concatenate([chunk, np.zeros((self.batch_size - count, *chunk.shape[1:]), chunk.dtype)])
-            feature, logit = self._classify(self.variables, chunk)
+            feature, logit = compiled_classify(self.variables, chunk)
             features.append(np.asarray(feature[:count]))
             logits.append(np.asarray(logit[:count]))
         return np.concatenate(features), np.concatenate(logits)
+
+
+compiled_classify = jax.jit(classify)  # one compiled function per shape for every user
 
 
 def class_histogram(logits: np.ndarray) -> np.ndarray:

@@ -226,7 +226,6 @@ class InceptionFeatures:
         self.weights_path = resolve_weights_path(weights_path)
         self.variables = jax.device_put(load_inception_variables(self.weights_path))
         self.batch_size = batch_size
-        self._network = jax.jit(FIDInception().apply)
 
     def __call__(self, images: np.ndarray | jax.Array) -> np.ndarray:
         return self.features_and_logits(images)[0]
@@ -240,12 +239,18 @@ class InceptionFeatures:
             count = len(chunk)
             if count < self.batch_size:  # pad to the compiled shape; every image is independent
                 chunk = jnp.concatenate([chunk, jnp.zeros((self.batch_size - count, *chunk.shape[1:]), chunk.dtype)])
-            pool, logit = self._network(self.variables, preprocess(chunk))
+            pool, logit = compiled_network()(self.variables, preprocess(chunk))
             features.append(np.asarray(pool[:count]))
             logits.append(np.asarray(logit[:count]))
         if not features:
             return np.zeros((0, FEATURES), np.float32), np.zeros((0, CLASSES), np.float32)
         return np.concatenate(features), np.concatenate(logits)
+
+
+@functools.cache
+def compiled_network():
+    """`(variables, (N, 299, 299, 3) in [-1, 1]) -> (features, logits)`, one jitted function for every user."""
+    return jax.jit(FIDInception().apply)
 
 
 def check_images(images) -> None:
