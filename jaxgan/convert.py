@@ -146,8 +146,8 @@ def torch_to_flax(arch: Mapping[str, Any], state_dict: Mapping[str, Any]) -> dic
     expected = variable_shapes(arch)
     optional = {e.torch_key for e in entries if e.layout == "count"}  # absent in files from old PyTorch
     try:
-        _check_keys({e.torch_key for e in entries}, set(state_dict) | optional,
-                    f"the PyTorch state dict of a {describe(arch)}")
+        check_keys({e.torch_key for e in entries}, set(state_dict) | optional,
+                   f"the PyTorch state dict of a {describe(arch)} does not match the model")
     except ConversionError as error:
         raise ConversionError(f"{error}{_guess_model(state_dict, arch['model'])}") from None
     flat = {}
@@ -155,7 +155,7 @@ def torch_to_flax(arch: Mapping[str, Any], state_dict: Mapping[str, Any]) -> dic
         if entry.torch_key not in state_dict:
             flat[entry.flax_path] = np.zeros((), np.int32)
             continue
-        value = _to_numpy(state_dict[entry.torch_key])
+        value = to_numpy(state_dict[entry.torch_key])
         axes = LAYOUTS[entry.layout][0]
         value = value.transpose(axes) if axes else value
         if entry.layout == "count":
@@ -166,7 +166,7 @@ def torch_to_flax(arch: Mapping[str, Any], state_dict: Mapping[str, Any]) -> dic
             raise ConversionError(f"key {entry.torch_key!r}: expected shape {torch_want} for a {describe(arch)}, "
                                   f"found {tuple(state_dict[entry.torch_key].shape)}")
         flat[entry.flax_path] = value
-    _check_keys(set(expected), set(flat), "Flax variables")
+    check_keys(set(expected), set(flat), "Flax variables do not match the model")
     return traverse_util.unflatten_dict(flat)
 
 
@@ -174,7 +174,7 @@ def flax_to_torch(arch: Mapping[str, Any], variables: Mapping[str, Any]) -> dict
     """Flax variables -> a PyTorch state dict of numpy arrays, in `state_dict` order."""
     flat = traverse_util.flatten_dict(dict(variables))
     expected = variable_shapes(arch)
-    _check_keys(set(expected), set(flat), "Flax variables", name=lambda p: "/".join(p))
+    check_keys(set(expected), set(flat), "Flax variables do not match the model", name=lambda p: "/".join(p))
     state_dict = {}
     for entry in table(arch):
         value = np.asarray(flat[entry.flax_path])
@@ -206,15 +206,16 @@ def _torch_shape(flax_shape: tuple, layout: str) -> tuple:
     return tuple(flax_shape[a] for a in axes) if axes else flax_shape
 
 
-def _check_keys(expected: set, found: set, what: str, name=str) -> None:
-    missing, unused = sorted(expected - found), sorted(found - expected)
+def check_keys(expected: set, found: set, what: str, name=str) -> None:
+    """Every expected key found and no other: else a ConversionError naming (up to 8 of) each side's extras."""
+    missing, unused = sorted(expected - found, key=str), sorted(found - expected, key=str)
     if missing or unused:
         parts = []
         if missing:
             parts.append(f"missing {[name(k) for k in missing][:8]}")
         if unused:
             parts.append(f"unexpected {[name(k) for k in unused][:8]}")
-        raise ConversionError(f"{what} does not match the model: " + "; ".join(parts))
+        raise ConversionError(f"{what}: " + "; ".join(parts))
 
 
 def describe(arch: Mapping[str, Any]) -> str:
@@ -226,7 +227,8 @@ def _preview(state_dict: Mapping[str, Any]) -> str:
     return ", ".join(keys[:6]) + (f", ... ({len(keys)} in all)" if len(keys) > 6 else "")
 
 
-def _to_numpy(value: Any) -> np.ndarray:
+def to_numpy(value: Any) -> np.ndarray:
+    """A torch tensor (same dtype, bit for bit) or array-like -> numpy array."""
     if hasattr(value, "detach"):  # a torch tensor
         from jaxgan.torch_files import tensor_to_numpy
 

@@ -29,7 +29,7 @@ from flax import traverse_util
 from jaxgan import checkpoint
 from jaxgan import config as config_lib
 from jaxgan.atomic import atomic_path, check_writable
-from jaxgan.convert import LAYOUTS, ConversionError, Entry, flax_to_torch, table, torch_to_flax
+from jaxgan.convert import LAYOUTS, ConversionError, Entry, check_keys, flax_to_torch, table, torch_to_flax
 from jaxgan.state import (
     ModelState,
     TrainState,
@@ -275,10 +275,7 @@ def _cast_like(tree: Any, layout: Any, what: str) -> Any:
 
 
 def _check_keys(mapping: Mapping[str, Any], expected: tuple, what: str) -> None:
-    missing, unexpected = sorted(set(expected) - set(mapping)), sorted(set(mapping) - set(expected), key=str)
-    if missing or unexpected:
-        parts = ([f"missing {missing}"] if missing else []) + ([f"unexpected {unexpected}"] if unexpected else [])
-        raise ConversionError(f"{what}: " + "; ".join(parts))
+    check_keys(set(expected), set(mapping), what)
 
 
 # --- files and workdirs ----------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from flax import traverse_util
 
-from jaxgan.convert import LAYOUTS, ConversionError, Entry, _check_keys, _to_numpy
+from jaxgan.convert import LAYOUTS, ConversionError, Entry, check_keys, to_numpy
 from jaxgan.metrics.inception import variable_shapes
 
 WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
@@ -81,14 +81,14 @@ def torch_to_flax(state_dict: Mapping[str, Any], source: str = "state dict") -> 
     expected = variable_shapes()
     optional = {e.torch_key for e in entries if e.torch_key.endswith("num_batches_tracked")}
     try:
-        _check_keys({e.torch_key for e in entries}, set(state_dict) | optional, f"{source}")
+        check_keys({e.torch_key for e in entries}, set(state_dict) | optional, f"{source}")
     except ConversionError as error:
         raise ConversionError(f"{error} (expected pytorch-fid's FID Inception, {WEIGHTS_FILE})") from None
     flat = {}
     for entry in entries:
         if entry.torch_key not in state_dict:
             continue
-        value = _to_numpy(state_dict[entry.torch_key])
+        value = to_numpy(state_dict[entry.torch_key])
         forward = INCEPTION_LAYOUTS[entry.layout][0]
         if entry.layout == "dropped":
             want_torch = _dropped_shape(entry.torch_key)
