@@ -10,6 +10,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+UMASK = _current_umask()  # temporary files are created private (0600); outputs get the usual permissions
+
+
 def check_writable(path: str | os.PathLike, force: bool) -> Path:
     """Refuse to replace an existing output unless `force`; returns the path."""
     path = Path(path)
@@ -25,10 +34,12 @@ def atomic_path(path: str | os.PathLike, directory: bool = False) -> Iterator[Pa
     path.parent.mkdir(parents=True, exist_ok=True)
     if directory:
         temporary = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+        temporary.chmod(0o777 & ~UMASK)
     else:
         handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.close(handle)
         temporary = Path(name)
+        temporary.chmod(0o666 & ~UMASK)
     try:
         yield temporary
         if directory and path.exists():
