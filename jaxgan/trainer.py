@@ -78,8 +78,12 @@ def make_sampler(config: config_lib.Config, models, mesh):
 
 def make_evaluator(config: config_lib.Config, models, mesh):
     """(state, step) -> {name: value} run every `eval_every` steps, or None when evaluation is off."""
-    if not config.eval_every:
-        return None
+    return task_evaluator(config, models, mesh) if config.eval_every else None
+
+
+def task_evaluator(config: config_lib.Config, models, mesh):
+    """(state, step) -> {name: value}: the task's evaluation (held-out PSNR/SSIM, digits metrics, FID), or None
+    when nothing can be measured for this data."""
     if config.task == "restore":
         from jaxgan.restoration.evaluate import make_training_evaluator
     else:

@@ -50,9 +50,14 @@ class LoadedRestorer:
     def degradation(self) -> Degradation | None:
         return Degradation.from_config(self.config) if self.config is not None else None
 
+    def fills_holes(self, has_mask: bool) -> bool:
+        """Whether masked pixels are blanked (inpainting) or kept as input (denoising, super-resolution):
+        from the training config when known; for a converted folder, inpainting exactly when a mask is given."""
+        return self.degradation.is_inpainting if self.degradation is not None else has_mask
+
     @functools.cached_property
     def apply(self):
-        """jit: (tiles (B, S, S, nc) in [-1, 1], masks (B, S, S, 1)) -> restored tiles, eval mode."""
+        """jit: (tiles (B, S, S, nc) in [-1, 1], holes already filled, masks (B, S, S, 1)) -> restored, eval mode."""
         from jaxgan.convert import build_model
 
         dtype = jax.tree.leaves(self.variables["params"])[0].dtype
@@ -62,12 +67,13 @@ class LoadedRestorer:
         @jax.jit
         def run(tiles, masks):
             tiles, masks = tiles.astype(dtype), masks.astype(dtype)
-            return model.apply(variables, tiles * (1 - masks), masks, train=False).astype(jnp.float32)
+            return model.apply(variables, tiles, masks, train=False).astype(jnp.float32)
 
         return run
 
     def restore_batches(self, damaged: np.ndarray, mask: np.ndarray, batch_size: int = 100) -> np.ndarray:
-        """S x S images (N, S, S, nc) in [-1, 1] -> restored, known pixels kept (mask 0), one compiled shape."""
+        """S x S damaged images (N, S, S, nc) in [-1, 1] (holes filled as the degradation fills them) ->
+        restored, known pixels kept (mask 0), one compiled shape."""
         out = []
         for first in range(0, len(damaged), batch_size):
             chunk, holes = damaged[first:first + batch_size], mask[first:first + batch_size]
@@ -78,7 +84,7 @@ class LoadedRestorer:
                 holes = np.concatenate([holes, np.zeros((fill,) + holes.shape[1:], holes.dtype)])
             out.append(np.asarray(self.apply(chunk, holes))[:count])
         restored = np.concatenate(out)
-        return mask * restored + (1 - mask) * damaged
+        return np.where(mask > 0.5, restored, damaged)
 
 
 def load_restorer(checkpoint: str | os.PathLike | LoadedRestorer, use_ema: bool = True) -> LoadedRestorer:
@@ -148,8 +154,10 @@ def restore(image: ImageLike, checkpoint: str | os.PathLike | LoadedRestorer, ma
     tile = restorer.image_size
     overlap = tile // 4 if overlap is None else overlap
     restored = []
+    fill = restorer.fills_holes(mask is not None)
     for plane in planes:
-        out = tiled_apply(plane * 2 - 1, hole[..., None].astype(np.float32), restorer.apply, tile, overlap,
+        model_input = np.where(hole[..., None], 0.0, plane * 2 - 1) if fill else plane * 2 - 1
+        out = tiled_apply(model_input, hole[..., None].astype(np.float32), restorer.apply, tile, overlap,
                           batch_size, skip_known=mask is not None, shift=shift)
         restored.append((out + 1) / 2)
     unit_out = unmatch_bands(restored, unit.shape[-1], restorer.nc)

@@ -9,6 +9,7 @@ BT.601 Y with a border of the scale factor cropped, as super-resolution papers d
 
 from __future__ import annotations
 
+import dataclasses
 import json as json_lib
 import time
 from pathlib import Path
@@ -77,13 +78,24 @@ def evaluate_restoration(degradation: str, checkpoint: str | None = None, data: 
                          num_crops: int = 200, seed: int = 0, json: str | None = None, image_size: int = 64,
                          nc: int = 3, noise_sigma: float = 25.0, scale_factor: int = 4, downsampler: str = "bicubic",
                          jpeg_quality: int = 20, baselines_only: bool = False, use_ema: bool = True,
+                         gan_prior: str | None = None, discriminator: str | None = None, gan_prior_steps: int = 1000,
                          print_table: bool = True) -> dict[str, Any]:
     """Degrade `num_crops` held-out crops of `data` with `seed`; PSNR/SSIM of the restorer at `checkpoint`
-    (its own degradation settings) and of the classical baselines. Prints a markdown table; writes JSON."""
+    (its own degradation settings), of the classical baselines and, for inpainting with `gan_prior` (a GAN
+    workdir, or a converted generator with `discriminator`), of Yeh et al.'s GAN-prior inpainting.
+    Prints a markdown table; writes JSON."""
     from jaxgan.restoration.api import load_restorer
 
-    restorer = None
+    restorer = prior = None
     settings = Degradation(degradation, image_size, noise_sigma, scale_factor, downsampler, jpeg_quality)
+    if gan_prior:
+        from jaxgan.restoration.gan_prior import load_gan
+
+        if not settings.is_inpainting:
+            raise ValueError(f"the GAN prior inpaints; {degradation!r} is not an inpainting degradation")
+        prior = load_gan(gan_prior, discriminator, use_ema)
+        image_size, nc = prior.image_size, prior.nc
+        settings = dataclasses.replace(settings, image_size=image_size)
     if checkpoint:
         restorer = load_restorer(checkpoint, use_ema)
         if restorer.config is not None:
@@ -93,9 +105,14 @@ def evaluate_restoration(degradation: str, checkpoint: str | None = None, data: 
         settings = Degradation(settings.name, restorer.image_size, settings.noise_sigma, settings.scale_factor,
                                settings.downsampler, settings.jpeg_quality)
         nc = restorer.nc
+        if prior is not None and (prior.image_size, prior.nc) != (restorer.image_size, restorer.nc):
+            raise ValueError(f"{gan_prior} makes {prior.image_size}px images of {prior.nc} channel(s) but {checkpoint} "
+                             f"restores {restorer.image_size}px, {restorer.nc}: compare them separately")
     crops = held_out_crops(data, settings.image_size, nc, num_crops, seed)
     clean, damaged, mask, low = _degrade(settings, crops, seed)
-    rows: dict[str, dict[str, Any]] = {"damaged input": scores(damaged, clean, mask, settings)}
+    input_name = {"downsample": "bicubic (the damaged input)", "jpeg": "JPEG (the damaged input)"}.get(
+        settings.name, "damaged input")
+    rows: dict[str, dict[str, Any]] = {input_name: scores(damaged, clean, mask, settings)}
     skipped = {}
     for name, (method, reason) in baselines(settings).items():
         if method is None:
@@ -112,6 +129,14 @@ def evaluate_restoration(degradation: str, checkpoint: str | None = None, data: 
         seconds = time.perf_counter() - start
         rows[f"restorer ({Path(checkpoint).name})"] = {**scores((output + 1) / 2, clean, mask, settings),
                                                        "ms_per_image": 1000 * seconds / len(clean)}
+    if prior is not None:
+        from jaxgan.restoration.gan_prior import gan_prior_inpaint
+
+        start = time.perf_counter()
+        output, _, _ = gan_prior_inpaint(damaged * 2 - 1, mask, prior, steps=gan_prior_steps, seed=seed)
+        seconds = time.perf_counter() - start
+        rows[f"GAN prior ({Path(gan_prior).name}, {gan_prior_steps} steps)"] = {
+            **scores((output + 1) / 2, clean, mask, settings), "ms_per_image": 1000 * seconds / len(clean)}
     report = {"degradation": settings.describe(), "settings": settings.__dict__, "data": data or "photos",
               "num_crops": num_crops, "seed": seed, "image_size": settings.image_size, "nc": nc,
               "checkpoint": checkpoint, "results": rows, "skipped": skipped}
