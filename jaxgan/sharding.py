@@ -3,11 +3,13 @@
 Data parallelism is plain `jax.jit` over a 1-D mesh axis `data`: the state is replicated, the batch is
 split over every device of every process, and XLA inserts the all-reduces, so means over the batch
 (losses, gradients, BatchNorm statistics) are over the global batch, exactly as on one device.
+A sweep (`jaxgan.sweep`) stacks K runs on a leading axis over a 2-D mesh (`runs`, `data`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from collections.abc import Callable
 from typing import Any
@@ -17,6 +19,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 DATA_AXIS = "data"
+RUNS_AXIS = "runs"  # the run axis of a sweep
 
 
 def initialize_distributed(coordinator_address: str | None = None, num_processes: int | None = None,
@@ -57,7 +60,7 @@ def batch_sharding(mesh: Mesh) -> NamedSharding:
 
 
 def check_batch_size(batch_size: int, mesh: Mesh) -> None:
-    devices, processes = mesh.devices.size, jax.process_count()
+    devices, processes = mesh.shape[DATA_AXIS], jax.process_count()
     if batch_size % devices:
         raise ValueError(f"batch_size {batch_size} (the global batch) does not divide evenly over {devices} devices "
                          f"in {processes} process(es); choose a multiple of {devices}")
@@ -84,6 +87,43 @@ def compile_step(step: Callable, mesh: Mesh, donate: bool = True) -> Callable:
     """`step(state, batch) -> (state, metrics)` compiled with the state replicated and the batch split."""
     return jax.jit(step, in_shardings=(replicated(mesh), batch_sharding(mesh)),
                    out_shardings=(replicated(mesh), replicated(mesh)), donate_argnums=(0,) if donate else ())
+
+
+def make_sweep_mesh(num_runs: int, devices: list | None = None) -> Mesh:
+    """A 2-D mesh (`runs`, `data`) for a sweep of `num_runs` runs: the run axis takes gcd(K, devices) devices,
+    so that each device holds whole runs (no gradient crosses devices when K is a multiple of the device
+    count), and each run's batch is split over the rest. On one device all K runs share it."""
+    devices = devices if devices is not None else jax.devices()
+    devices = sorted(devices, key=lambda d: (d.process_index, d.id))
+    runs = math.gcd(num_runs, len(devices))
+    return Mesh(np.array(devices).reshape(runs, len(devices) // runs), (RUNS_AXIS, DATA_AXIS))
+
+
+def runs_sharding(mesh: Mesh) -> NamedSharding:
+    """Stacked per-run arrays (leading axis K) split over the run axis."""
+    return NamedSharding(mesh, PartitionSpec(RUNS_AXIS))
+
+
+def sweep_batch_sharding(mesh: Mesh) -> NamedSharding:
+    """Stacked batches (K, B, ...): runs over `runs`, each run's batch over `data`."""
+    return NamedSharding(mesh, PartitionSpec(RUNS_AXIS, DATA_AXIS))
+
+
+def process_block(num_runs: int, batch_size: int, mesh: Mesh) -> tuple[slice, slice]:
+    """(runs, rows) of the stacked (K, B) batch that this process's devices hold: the only data it loads."""
+    indices = sweep_batch_sharding(mesh).addressable_devices_indices_map((num_runs, batch_size)).values()
+    runs = [index[0].indices(num_runs) for index in indices]
+    rows = [index[1].indices(batch_size) for index in indices]
+    return (slice(min(r[0] for r in runs), max(r[1] for r in runs)),
+            slice(min(r[0] for r in rows), max(r[1] for r in rows)))
+
+
+def to_global_sweep(local_batch: dict[str, np.ndarray], mesh: Mesh, num_runs: int,
+                    batch_size: int) -> dict[str, jax.Array]:
+    """This process's block (`process_block`) of stacked batches -> global (K, B, ...) arrays."""
+    sharding = sweep_batch_sharding(mesh)
+    return {k: jax.make_array_from_process_local_data(sharding, v, (num_runs, batch_size) + v.shape[2:])
+            for k, v in local_batch.items()}
 
 
 def describe(mesh: Mesh) -> str:
