@@ -48,6 +48,22 @@ def peak_memory_mb(device: jax.Device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _time_steps(step: Any, state: Any, data: Any, steps: int, warmup: int) -> tuple[float, list[float], Any]:
+    """(compile seconds, per-step seconds, cost analysis) of a jitted step on fixed data."""
+    start = time.perf_counter()
+    compiled = step.lower(state, data).compile()
+    compile_s = time.perf_counter() - start
+    costs = compiled.cost_analysis()
+    times = []
+    for i in range(warmup + steps):
+        start = time.perf_counter()
+        state, metrics = compiled(state, data)
+        jax.block_until_ready(metrics)
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    return compile_s, times, costs[0] if isinstance(costs, list) else costs
+
+
 def measure_jaxgan(model: str, batch: int, dtype: str, steps: int, warmup: int = 2) -> dict[str, Any]:
     """Compile time, FLOPs and per-step times of jaxgan's train step for one configuration."""
     from jaxgan import sharding
@@ -61,22 +77,35 @@ def measure_jaxgan(model: str, batch: int, dtype: str, steps: int, warmup: int =
     step = sharding.compile_step(functools.partial(task_step(config), models), mesh)
     state = jax.jit(functools.partial(init_state, config, models), out_shardings=sharding.replicated(mesh))()
     data = sharding.to_global(fake_batch(config), mesh)
-    start = time.perf_counter()
-    compiled = step.lower(state, data).compile()
-    compile_s = time.perf_counter() - start
-    costs = compiled.cost_analysis()
-    costs = costs[0] if isinstance(costs, list) else costs
-    times = []
-    for i in range(warmup + steps):
-        start = time.perf_counter()
-        state, metrics = compiled(state, data)
-        jax.block_until_ready(metrics)
-        if i >= warmup:
-            times.append(time.perf_counter() - start)
+    compile_s, times, costs = _time_steps(step, state, data, steps, warmup)
     device = jax.devices()[0]
     return {"framework": "jaxgan", "mode": "jit", "step_s": times, "compile_s": compile_s,
             "flops_per_step": float(costs.get("flops", 0.0)) if costs else None,
             "peak_mem_mb": peak_memory_mb(device), "device": device.device_kind, "threads": cpu_threads(device)}
+
+
+def measure_sweep(runs: int, batch: int, steps: int, form: str, warmup: int = 2) -> dict[str, Any]:
+    """Images per second over all runs of K dcgan32 runs: one after another (`sequential`, the single
+    step timed once: each run costs the same) or stacked in one program (`sweep`, jaxgan.sweep's choice)."""
+    from jaxgan import sharding, sweep
+    from jaxgan.state import make_models
+
+    config = bench_config("dcgan32", batch, "float32")
+    models = make_models(config)
+    if form == "sequential":
+        result = measure_jaxgan("dcgan32", batch, "float32", steps, warmup)
+        return {"form": form, "runs": runs, "img_per_s": batch / float(np.median(result["step_s"])),
+                "compile_s": result["compile_s"], "device": result["device"]}
+    mesh = sharding.make_sweep_mesh(runs)
+    state = sweep.init_sweep(config, [config.replace(seed=k) for k in range(runs)], models, mesh)
+    batches = fake_batch(config)
+    stacked = {k: np.stack([v] * runs) for k, v in batches.items()}
+    data = sharding.to_global_sweep(stacked, mesh, runs, batch)
+    step = sweep.make_sweep_step(config, models, runs, mesh)
+    compile_s, times, _ = _time_steps(step, state, data, steps, warmup)
+    return {"form": f"sweep ({sweep.resolve_mode('auto', mesh)})", "runs": runs,
+            "img_per_s": runs * batch / float(np.median(times)), "compile_s": compile_s,
+            "device": jax.devices()[0].device_kind}
 
 
 def cpu_threads(device: jax.Device) -> int:

@@ -39,7 +39,7 @@ def worker(spec: dict) -> dict:
 
         return measure_loader(spec["data"], spec["image_size"], spec["batch"], spec["steps"], spec["threads"])
     if spec["framework"] == "sweep":
-        from jaxgan.sweep import measure_sweep
+        from jaxgan.benchmarking import measure_sweep
 
         return measure_sweep(spec["runs"], spec["batch"], spec["steps"], spec["form"])
     from torch_ref.benchmarking import measure_torch
@@ -129,7 +129,11 @@ def main(argv: list[str] | None = None) -> int:
     elif args.sweep:
         rows = [run_worker(dict(framework="sweep", runs=args.sweep, batch=64, steps=args.steps, form=form))
                 for _ in range(args.rounds) for form in ("sequential", "sweep")]
-        text = json.dumps(rows, indent=1)
+        pairs = list(zip(rows[::2], rows[1::2], strict=True))
+        text = "\n".join([f"| round | {args.sweep} dcgan32 runs one by one, img/s | as one sweep, img/s | ratio |",
+                          "|---|---|---|---|"] + [f"| {i + 1} | {a['img_per_s']:.0f} | {b['img_per_s']:.0f} "
+                                                  f"({b['form']}) | {b['img_per_s'] / a['img_per_s']:.2f}x |"
+                                                  for i, (a, b) in enumerate(pairs)])
     else:
         rows = compare(args)
         text = markdown(rows)
