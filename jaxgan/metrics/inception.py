@@ -42,6 +42,7 @@ class BasicConv(nn.Module):
         mean = self.variable("batch_stats", "mean", jnp.zeros, (self.features,)).value
         var = self.variable("batch_stats", "var", jnp.ones, (self.features,)).value
         pad_h, pad_w = self.padding
+        x = x.astype(kernel.dtype)
         y = lax.conv_general_dilated(x, kernel, (self.stride, self.stride), [(pad_h, pad_h), (pad_w, pad_w)],
                                      dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=PRECISION)
         return nn.relu((y - mean) * (scale * lax.rsqrt(var + BN_EPSILON)) + bias)
