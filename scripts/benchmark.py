@@ -109,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--modes", nargs="+", default=["eager", "compile"], choices=("eager", "compile"),
                         help="PyTorch contenders")
     parser.add_argument("--device", default="cpu", help="torch device: cpu or cuda (jaxgan uses JAX's default)")
+    parser.add_argument("--peak-tflops", type=float, help="the device's peak TFLOP/s in the measured dtype: adds "
+                        "model FLOPs utilisation (from XLA's FLOP count) to jaxgan's rows")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=10, help="timed steps per round (after 2 warm-up steps)")
     parser.add_argument("--loaders", action="store_true", help="measure the input pipeline instead")
@@ -136,7 +138,12 @@ def main(argv: list[str] | None = None) -> int:
                                                   for i, (a, b) in enumerate(pairs)])
     else:
         rows = compare(args)
-        text = markdown(rows)
+        if args.peak_tflops:
+            for r in rows:
+                if "gflop_per_image" in r:
+                    r["mfu"] = r["gflop_per_image"] * r["img_per_s"] / (1000 * args.peak_tflops)
+        text = markdown(rows) + "".join(f"\nMFU {r['model']} batch {r['batch']} {r['dtype']}: {100 * r['mfu']:.1f}%"
+                                        for r in rows if "mfu" in r)
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
     print(f"\n{' '.join(['python scripts/benchmark.py', *(argv if argv is not None else sys.argv[1:])])}  ({stamp})")
     print(text)

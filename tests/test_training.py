@@ -162,3 +162,11 @@ def test_folder_data_errors_and_corrupt_files(tmp_path):
     result = run_train(tmp_path / "run", data=folder, num_steps=2, batch_size=8)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "2.png" in result.stderr and "1 skipped so far" in result.stderr
+
+
+def test_bfloat16_compute_trains_with_float32_parameters(tmp_path):
+    state = trainer.train(tiny_config(num_steps=3, checkpoint_every=3, dtype="bfloat16"), tmp_path / "run")
+    leaves = jax.tree.leaves((state.generator, state.discriminator, state.ema_params))
+    assert {leaf.dtype for leaf in leaves if jnp.issubdtype(leaf.dtype, jnp.floating)} == {jnp.dtype("float32")}
+    assert all(bool(jnp.all(jnp.isfinite(leaf))) for leaf in leaves if jnp.issubdtype(leaf.dtype, jnp.floating))
+    assert int(state.step) == 3
