@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -19,6 +20,7 @@ import sys
 import numpy as np
 import pytest
 
+from jaxgan import checkpoint
 from tests.helpers import ROOT, final_arrays
 
 SETTINGS = dict(ngf=8, ndf=8, nz=16, nc=1, batch_size=16, log_every=1, checkpoint_every=5, sample_every=1000,
@@ -116,3 +118,25 @@ def test_float32_first_step_and_losses_agree_across_layouts(tmp_path):
         for step in range(2, 6):
             for key in ("loss/d", "loss/g"):
                 assert abs(got[step][key] - reference[step][key]) <= 1e-3 * abs(reference[step][key]), (step, key)
+
+
+def test_sigterm_to_one_process_stops_all_at_the_same_step(tmp_path):
+    """A preempted host: SIGTERM reaches process 1 only; through JAX's preemption sync point both
+    processes save the same step together and exit cleanly."""
+    settings = {**SETTINGS, "num_steps": 100_000, "checkpoint_every": 100_000, "ema_decay": 0.0}
+    command = [sys.executable, str(ROOT / "scripts" / "train.py"), "--config", "dcgan32", "--workdir",
+               str(tmp_path / "run"), *[f"--config.{k}={v}" for k, v in settings.items()]]
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1", "PYTHONUNBUFFERED": "1"}
+    port = free_port()
+    running = [subprocess.Popen([*command, "--coordinator-address", f"127.0.0.1:{port}", "--num-processes", "2",
+                                 "--process-id", str(i)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, env=env) for i in range(2)]
+    for line in running[0].stdout:  # process 0 logs every step; wait until training is under way
+        if "step 3:" in line:
+            break
+    running[1].send_signal(signal.SIGTERM)
+    outputs = [p.communicate(timeout=300)[0] for p in running]
+    assert [p.returncode for p in running] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
+    assert "stopping on signal" in outputs[0]
+    steps = checkpoint.Checkpoints(tmp_path / "run").all_steps()
+    assert len(steps) == 1 and steps[0] >= 3
