@@ -111,5 +111,16 @@ def test_evaluate_reports_the_gan_prior_beside_the_baselines(gan):
     row = next(v for k, v in report["results"].items() if k.startswith("GAN prior"))
     assert report["image_size"] == 32 and {"psnr", "psnr_hole", "ssim"} <= set(row)
     assert row["psnr"] > row["psnr_hole"]  # known pixels are exact, so the whole image scores higher
+    assert all("digits_kid" in row for row in report["results"].values())  # KID beside PSNR on digits
     with pytest.raises(ValueError, match="inpaints"):
         evaluate_restoration("noise", num_crops=2, gan_prior=str(gan[0]), print_table=False)
+
+
+def test_digits_kid_ranks_real_digits_above_blank_images():
+    from jaxgan.restoration.evaluate import digits_kid
+    from jaxgan.restoration.heldout import held_out_crops
+
+    clean = held_out_crops("digits", 32, 1, 40, seed=0) / 255.0
+    other = held_out_crops("digits", 32, 1, 80, seed=0)[40:] / 255.0  # other held-out digits
+    kid = digits_kid({"other digits": other, "blank": np.zeros_like(clean)}, clean, seed=0)
+    assert abs(kid["other digits"]) < 0.1 * kid["blank"]

@@ -45,6 +45,18 @@ def scores(restored: np.ndarray, clean: np.ndarray, mask: np.ndarray, degradatio
     return result
 
 
+def digits_kid(outputs: dict[str, np.ndarray], clean: np.ndarray, seed: int) -> dict[str, float]:
+    """digits-KID (the shipped classifier's features) of each method's [0, 1] outputs against the clean
+    crops: how digit-like the restorations are, beside how close (PSNR) they are."""
+    from jaxgan.metrics.digits import DigitsClassifier
+    from jaxgan.metrics.kid import kernel_inception_distance
+
+    classifier = DigitsClassifier()
+    reference = classifier(np.asarray(clean * 2 - 1, np.float32))
+    return {name: kernel_inception_distance(classifier(np.asarray(np.clip(output, 0, 1) * 2 - 1, np.float32)),
+                                            reference, seed=seed)[0] for name, output in outputs.items()}
+
+
 def make_training_evaluator(config: Config, models: Models, mesh):
     """(state, step) -> held-out {"eval/psnr", "eval/ssim"[, "eval/psnr_hole"]} of the (EMA) restorer."""
     clean, damaged, mask = held_out_batch(config, config.eval_num)
@@ -113,6 +125,7 @@ def evaluate_restoration(degradation: str, checkpoint: str | None = None, data: 
     input_name = {"downsample": "bicubic (the damaged input)", "jpeg": "JPEG (the damaged input)"}.get(
         settings.name, "damaged input")
     rows: dict[str, dict[str, Any]] = {input_name: scores(damaged, clean, mask, settings)}
+    outputs = {input_name: damaged}  # [0, 1] images of every method, for digits-KID
     skipped = {}
     for name, (method, reason) in baselines(settings).items():
         if method is None:
@@ -123,20 +136,26 @@ def evaluate_restoration(degradation: str, checkpoint: str | None = None, data: 
         seconds = time.perf_counter() - start
         output = mask * output + (1 - mask) * damaged  # known pixels kept, as the restorer keeps them
         rows[name] = {**scores(output, clean, mask, settings), "ms_per_image": 1000 * seconds / len(clean)}
+        outputs[name] = output
     if restorer is not None and not baselines_only:
         start = time.perf_counter()
         output = restorer.restore_batches(damaged * 2 - 1, mask)
         seconds = time.perf_counter() - start
-        rows[f"restorer ({Path(checkpoint).name})"] = {**scores((output + 1) / 2, clean, mask, settings),
-                                                       "ms_per_image": 1000 * seconds / len(clean)}
+        name = f"restorer ({Path(checkpoint).name})"
+        rows[name] = {**scores((output + 1) / 2, clean, mask, settings), "ms_per_image": 1000 * seconds / len(clean)}
+        outputs[name] = (output + 1) / 2
     if prior is not None:
         from jaxgan.restoration.gan_prior import gan_prior_inpaint
 
         start = time.perf_counter()
         output, _, _ = gan_prior_inpaint(damaged * 2 - 1, mask, prior, steps=gan_prior_steps, seed=seed)
         seconds = time.perf_counter() - start
-        rows[f"GAN prior ({Path(gan_prior).name}, {gan_prior_steps} steps)"] = {
-            **scores((output + 1) / 2, clean, mask, settings), "ms_per_image": 1000 * seconds / len(clean)}
+        name = f"GAN prior ({Path(gan_prior).name}, {gan_prior_steps} steps)"
+        rows[name] = {**scores((output + 1) / 2, clean, mask, settings), "ms_per_image": 1000 * seconds / len(clean)}
+        outputs[name] = (output + 1) / 2
+    if data == "digits" and len(clean) >= 2:
+        for name, kid in digits_kid(outputs, clean, seed).items():
+            rows[name]["digits_kid"] = kid
     report = {"degradation": settings.describe(), "settings": settings.__dict__, "data": data or "photos",
               "num_crops": num_crops, "seed": seed, "image_size": settings.image_size, "nc": nc,
               "checkpoint": checkpoint, "results": rows, "skipped": skipped}
@@ -149,16 +168,16 @@ def evaluate_restoration(degradation: str, checkpoint: str | None = None, data: 
 
 
 def markdown_table(report: dict[str, Any]) -> str:
-    columns = [c for c in ("psnr", "psnr_hole", "ssim", "psnr_y", "ssim_y", "ms_per_image")
+    columns = [c for c in ("psnr", "psnr_hole", "ssim", "psnr_y", "ssim_y", "digits_kid", "ms_per_image")
                if any(c in row for row in report["results"].values())]
     titles = {"psnr": "PSNR (dB)", "psnr_hole": "hole PSNR (dB)", "ssim": "SSIM", "psnr_y": "Y PSNR (dB)",
-              "ssim_y": "Y SSIM", "ms_per_image": "ms / image"}
+              "ssim_y": "Y SSIM", "digits_kid": "digits-KID", "ms_per_image": "ms / image"}
     lines = [f"{report['degradation']}: {report['num_crops']} held-out {report['image_size']}x{report['image_size']} "
              f"crops of {report['data']} (seed {report['seed']})", "",
              "| method | " + " | ".join(titles[c] for c in columns) + " |",
              "|---|" + "---:|" * len(columns)]
     for name, row in report["results"].items():
-        cells = [("" if c not in row else f"{row[c]:.4f}" if c.startswith("ssim") else f"{row[c]:.2f}")
+        cells = [("" if c not in row else f"{row[c]:.4f}" if c.startswith(("ssim", "digits")) else f"{row[c]:.2f}")
                  for c in columns]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines += [f"| {name} | skipped: {reason} |" + " |" * (len(columns) - 1) for name, reason in
