@@ -68,3 +68,13 @@ def test_mode_coverage_counts_digits_drawn_at_least_5_percent():
     np.testing.assert_allclose(histogram, [0.3, 0.3, 0.2, 0.1, 0.05, 0.05, 0, 0, 0, 0])
     assert digits.modes_covered(histogram) == 6
     assert digits.modes_covered(histogram, threshold=0.1) == 4
+
+
+def test_features_do_not_depend_on_the_batch_size_and_no_images_give_empty_outputs():
+    images = digits_images(32, 1)[:11]
+    whole = digits.DigitsClassifier(batch_size=16).features_and_logits(images)
+    padded = digits.DigitsClassifier(batch_size=4).features_and_logits(images)  # 4 + 4 + 3, the last padded
+    for a, b in zip(whole, padded, strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
+    features, logits = digits.DigitsClassifier(batch_size=4).features_and_logits(images[:0])
+    assert features.shape == (0, digits.FEATURES) and logits.shape == (0, digits.CLASSES)

@@ -88,16 +88,9 @@ class DigitsClassifier:
         return self.features_and_logits(images)[0]
 
     def features_and_logits(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        features, logits = [], []
-        for start in range(0, len(images), self.batch_size):
-            chunk = np.asarray(images[start:start + self.batch_size])
-            count = len(chunk)
-            if count < self.batch_size:  # pad to the compiled shape; every image is independent
-                chunk = np.concatenate([chunk, np.zeros((self.batch_size - count, *chunk.shape[1:]), chunk.dtype)])
-            feature, logit = compiled_classify(self.variables, chunk)
-            features.append(np.asarray(feature[:count]))
-            logits.append(np.asarray(logit[:count]))
-        return np.concatenate(features), np.concatenate(logits)
+        from jaxgan.metrics.batches import in_fixed_batches
+
+        return in_fixed_batches(lambda chunk: compiled_classify(self.variables, chunk), images, self.batch_size)
 
 
 compiled_classify = jax.jit(classify)  # one compiled function per shape for every user

@@ -233,19 +233,11 @@ class InceptionFeatures:
 
     def features_and_logits(self, images: np.ndarray | jax.Array) -> tuple[np.ndarray, np.ndarray]:
         """(features (N, 2048), logits (N, 1008) without the last bias, for Inception Score), float32."""
+        from jaxgan.metrics.batches import in_fixed_batches
+
         check_images(images)
-        features, logits = [], []
-        for start in range(0, len(images), self.batch_size):
-            chunk = jnp.asarray(images[start:start + self.batch_size])
-            count = len(chunk)
-            if count < self.batch_size:  # pad to the compiled shape; every image is independent
-                chunk = jnp.concatenate([chunk, jnp.zeros((self.batch_size - count, *chunk.shape[1:]), chunk.dtype)])
-            pool, logit = compiled_network()(self.variables, preprocess(chunk))
-            features.append(np.asarray(pool[:count]))
-            logits.append(np.asarray(logit[:count]))
-        if not features:
-            return np.zeros((0, FEATURES), np.float32), np.zeros((0, CLASSES), np.float32)
-        return np.concatenate(features), np.concatenate(logits)
+        network = compiled_network()
+        return in_fixed_batches(lambda chunk: network(self.variables, preprocess(chunk)), images, self.batch_size)
 
 
 @functools.cache
