@@ -140,3 +140,38 @@ def test_sigterm_to_one_process_stops_all_at_the_same_step(tmp_path):
     assert "stopping on signal" in outputs[0]
     steps = checkpoint.Checkpoints(tmp_path / "run").all_steps()
     assert len(steps) == 1 and steps[0] >= 3
+
+
+REPLICA_CHECK = """
+import sys
+import jax
+import numpy as np
+from jaxgan import sharding
+
+port, process_id, differ = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "differ"
+sharding.initialize_distributed(f"127.0.0.1:{port}", 2, process_id)
+mesh = sharding.make_mesh()
+value = np.arange(6.0, dtype=np.float32) + (process_id if differ else 0)  # each process's own copy
+tree = {"kernel": jax.make_array_from_process_local_data(sharding.replicated(mesh), value, value.shape)}
+try:
+    sharding.check_replicas_agree(tree, step=7)
+except RuntimeError as error:
+    print("MISMATCH", error)
+else:
+    print("AGREE")
+"""
+
+
+@pytest.mark.parametrize("differ", [False, True])
+def test_processes_whose_parameters_differ_stop_with_a_clear_error(differ):
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
+    port, mode = free_port(), "differ" if differ else "same"
+    running = [subprocess.Popen([sys.executable, "-c", REPLICA_CHECK, str(port), str(i), mode], stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT) for i in range(2)]
+    outputs = [p.communicate(timeout=300)[0] for p in running]
+    assert [p.returncode for p in running] == [0, 0], outputs
+    for output in outputs:  # both processes see it, so neither writes a checkpoint the other lacks
+        if differ:
+            assert "MISMATCH step 7: the processes' copies of the parameters differ" in output, output
+        else:
+            assert "AGREE" in output, output
