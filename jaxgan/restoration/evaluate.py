@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json as json_lib
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -126,33 +127,27 @@ def evaluate_restoration(degradation: str, checkpoint: str | None = None, data: 
         settings.name, "damaged input")
     rows: dict[str, dict[str, Any]] = {input_name: scores(damaged, clean, mask, settings)}
     outputs = {input_name: damaged}  # [0, 1] images of every method, for digits-KID
+
+    def record(name: str, restore: Callable[[], np.ndarray]) -> None:
+        """Time `restore` (-> [0, 1] images), score its images and keep them."""
+        start = time.perf_counter()
+        outputs[name] = restore()
+        seconds = time.perf_counter() - start
+        rows[name] = {**scores(outputs[name], clean, mask, settings), "ms_per_image": 1000 * seconds / len(clean)}
+
     skipped = {}
     for name, (method, reason) in baselines(settings).items():
         if method is None:
             skipped[name] = reason
-            continue
-        start = time.perf_counter()
-        output = method(damaged, mask, low)
-        seconds = time.perf_counter() - start
-        output = mask * output + (1 - mask) * damaged  # known pixels kept, as the restorer keeps them
-        rows[name] = {**scores(output, clean, mask, settings), "ms_per_image": 1000 * seconds / len(clean)}
-        outputs[name] = output
+        else:  # known pixels kept, as the restorer keeps them
+            record(name, lambda method=method: mask * method(damaged, mask, low) + (1 - mask) * damaged)
     if restorer is not None and not baselines_only:
-        start = time.perf_counter()
-        output = restorer.restore_batches(damaged * 2 - 1, mask)
-        seconds = time.perf_counter() - start
-        name = f"restorer ({Path(checkpoint).name})"
-        rows[name] = {**scores((output + 1) / 2, clean, mask, settings), "ms_per_image": 1000 * seconds / len(clean)}
-        outputs[name] = (output + 1) / 2
+        record(f"restorer ({Path(checkpoint).name})", lambda: (restorer.restore_batches(damaged * 2 - 1, mask) + 1) / 2)
     if prior is not None:
         from jaxgan.restoration.gan_prior import gan_prior_inpaint
 
-        start = time.perf_counter()
-        output, _, _ = gan_prior_inpaint(damaged * 2 - 1, mask, prior, steps=gan_prior_steps, seed=seed)
-        seconds = time.perf_counter() - start
-        name = f"GAN prior ({Path(gan_prior).name}, {gan_prior_steps} steps)"
-        rows[name] = {**scores((output + 1) / 2, clean, mask, settings), "ms_per_image": 1000 * seconds / len(clean)}
-        outputs[name] = (output + 1) / 2
+        record(f"GAN prior ({Path(gan_prior).name}, {gan_prior_steps} steps)",
+               lambda: (gan_prior_inpaint(damaged * 2 - 1, mask, prior, steps=gan_prior_steps, seed=seed)[0] + 1) / 2)
     if data == "digits" and len(clean) >= 2:
         for name, kid in digits_kid(outputs, clean, seed).items():
             rows[name]["digits_kid"] = kid
