@@ -41,6 +41,7 @@ class Config:
     seed: int = 0
     data_seed: int = -1  # -1: the same as seed
     ema_decay: float = 0.0  # 0 = no EMA of the generator
+    augment: str = ""  # DiffAugment of D's inputs: "" or a subset of "color,translation,cutout"
     dtype: str = "float32"  # float32, bfloat16 (compute; float32 parameters) or float64 (verification)
     # Restoration (task="restore").
     degradation: str = "centre_square"
@@ -102,6 +103,13 @@ def check(config: Config) -> Config:
     for name, allowed in choices.items():
         if getattr(config, name) not in allowed:
             raise ConfigError(f"config field {name!r} must be one of {allowed}, got {getattr(config, name)!r}")
+    if config.augment:
+        from jaxgan.augment import parse_policy
+
+        try:
+            parse_policy(config.augment)
+        except ValueError as error:
+            raise ConfigError(f"config field 'augment': {error}") from None
     for name in ("batch_size", "nz", "ngf", "ndf", "restorer_width", "nc", "log_every", "sample_every",
                  "checkpoint_every", "keep_checkpoints", "num_samples"):
         if getattr(config, name) < 1:

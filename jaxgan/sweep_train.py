@@ -27,9 +27,9 @@ from tqdm import tqdm
 
 from jaxgan import checkpoint, preemption, sharding, sweep_summary
 from jaxgan.atomic import atomic_path
+from jaxgan.augment import augment_size
 from jaxgan.config import Config
-from jaxgan.data.order import latents
-from jaxgan.data.pipeline import Batches
+from jaxgan.data.pipeline import Batches, keyed_draws
 from jaxgan.data.sources import Source, make_source
 from jaxgan.monitor import Monitor
 from jaxgan.state import enable_precision, init_state, make_models, param_dtype
@@ -111,7 +111,7 @@ class SweepBatches:
     """This process's block of the stacked host batches: {"images": (k, b, S, S, nc) uint8[, "latents"]}.
 
     One `Batches` stream per distinct data seed (runs with the same data seed share its decoded images);
-    latents keyed by each run's seed, as a single run draws them (`jaxgan.data.order.latents`).
+    latents (and augmentation draws) keyed by each run's seed, as a single run draws them (`keyed_draws`).
     """
 
     def __init__(self, source: Source, base: Config, configs: list[Config], rows: slice):
@@ -125,9 +125,10 @@ class SweepBatches:
         batch = {key: np.stack([images[c.resolved_data_seed][key] for c in self.configs]) for key in keys}
         if self.base.task == "gan":
             base = self.base
-            noise = {seed: latents(seed, step, base.batch_size, base.nz, self.rows).astype(param_dtype(base))
-                     for seed in dict.fromkeys(c.seed for c in self.configs)}
-            batch["latents"] = np.stack([noise[c.seed] for c in self.configs])
+            drawn = {seed: keyed_draws(seed, step, base.batch_size, self.rows, base.nz, augment_size(base),
+                                       param_dtype(base)) for seed in dict.fromkeys(c.seed for c in self.configs)}
+            for key in drawn[self.configs[0].seed]:
+                batch[key] = np.stack([drawn[c.seed][key] for c in self.configs])
         return batch
 
     def iterate(self, start: int, stop: int, threads: int = 8, prefetch: int = 16):

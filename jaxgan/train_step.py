@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxgan.augment import diff_augment
 from jaxgan.losses import bce_with_logits
 from jaxgan.state import Models, ModelState, TrainState
 
@@ -36,7 +37,8 @@ def adam_update(model: ModelState, grads: Any, optimizer: optax.GradientTransfor
 
 
 def discriminator_update(models: Models, state: TrainState, real: jax.Array, fake: jax.Array):
-    """D on real (label 1), then on the detached fake (label 0); both BCE gradients summed; one Adam step."""
+    """D on real (label 1), then on the detached fake (label 0); both BCE gradients summed; one Adam step.
+    `real` and `fake` are D's inputs as they are to be seen (augmented already, when the run augments)."""
     discriminator = models.discriminator
     fake = jax.lax.stop_gradient(fake)
 
@@ -84,11 +86,20 @@ def finish_step(models: Models, state: TrainState, generator_grads: Any, generat
     return state, metrics
 
 
-def gan_step(models: Models, state: TrainState, batch: dict[str, jax.Array]) -> tuple[TrainState, dict]:
-    """One DCGAN step on `batch` = {"images": (N, S, S, nc) uint8, "latents": (N, nz)}."""
+def gan_step(models: Models, state: TrainState, batch: dict[str, jax.Array],
+             augment: tuple[str, ...] = ()) -> tuple[TrainState, dict]:
+    """One DCGAN step on `batch` = {"images": (N, S, S, nc) uint8, "latents": (N, nz)[, "augment"]}.
+
+    With `augment` operations (DiffAugment), D sees real and fake images augmented with the batch's
+    draws `augment` (N, USES, NUM_DRAWS): one draw for the real batch, one for the fake batch of D's
+    update and one for G's (the augmentation is differentiable, so G learns through it).
+    """
     dtype = models.generator.dtype
     real = to_model_range(batch["images"], dtype)
     latents = batch["latents"].astype(dtype)
+
+    def augmented(images: jax.Array, use: int) -> jax.Array:
+        return diff_augment(images, batch["augment"][:, use], augment) if augment else images
 
     def generator_forward(params):
         fake, updates = models.generator.apply(
@@ -97,8 +108,8 @@ def gan_step(models: Models, state: TrainState, batch: dict[str, jax.Array]) -> 
         return fake, updates["batch_stats"]
 
     fake, generator_vjp, generator_stats = jax.vjp(generator_forward, state.generator.params, has_aux=True)
-    discriminator, metrics = discriminator_update(models, state, real, fake)
-    grad_fn = jax.value_and_grad(lambda f: adversarial_loss(models, discriminator, f), has_aux=True)
+    discriminator, metrics = discriminator_update(models, state, augmented(real, 0), augmented(fake, 1))
+    grad_fn = jax.value_and_grad(lambda f: adversarial_loss(models, discriminator, augmented(f, 2)), has_aux=True)
     (g_loss, (d_stats, d_g_z2)), grad_fake = grad_fn(fake)
     (generator_grads,) = generator_vjp(grad_fake)
     discriminator = discriminator.replace(batch_stats=d_stats)

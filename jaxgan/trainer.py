@@ -17,6 +17,7 @@ import numpy as np
 
 from jaxgan import checkpoint, preemption, sharding
 from jaxgan import config as config_lib
+from jaxgan.augment import augment_size, parse_policy
 from jaxgan.data.order import sample_latents
 from jaxgan.data.pipeline import Batches
 from jaxgan.data.sources import make_source
@@ -53,7 +54,7 @@ def task_step(config: config_lib.Config):
         from jaxgan.restoration.train_step import restore_step
 
         return functools.partial(restore_step, config)
-    return gan_step
+    return functools.partial(gan_step, augment=parse_policy(config.augment))
 
 
 def host_transform(config: config_lib.Config):
@@ -115,10 +116,13 @@ def train(config: config_lib.Config, workdir: str | os.PathLike) -> TrainState:
     rows = sharding.process_rows(config.batch_size, mesh)
     batches = Batches(source, config.batch_size, config.resolved_data_seed, rows, latent_seed=config.seed,
                       nz=config.nz if config.task == "gan" else 0, latent_dtype=param_dtype(config),
-                      transform=host_transform(config))
+                      transform=host_transform(config), augment_size=augment_size(config))
     sample = make_sampler(config, models, mesh)
     evaluator = make_evaluator(config, models, mesh)
     saved, last_time, last_step = start, time.perf_counter(), start
+    timer = DurationEstimate(start, config.num_steps)
+    results: dict[str, float] = {}
+    grid = None
 
     def check_finite(step: int, metrics) -> None:
         if not bool(jax.device_get(metrics["finite"])):
@@ -140,6 +144,11 @@ def train(config: config_lib.Config, workdir: str | os.PathLike) -> TrainState:
                 state, metrics = step_fn(state, sharding.to_global(host_batch, mesh))
                 done = step + 1
                 monitor.advance()
+                if timer.wants(done):
+                    jax.block_until_ready(metrics)
+                    estimate = timer.mark(done)
+                    if estimate:
+                        monitor.write(estimate)
                 if done % config.log_every == 0 or done == config.num_steps:
                     check_finite(done, metrics)
                     now = time.perf_counter()
@@ -147,20 +156,66 @@ def train(config: config_lib.Config, workdir: str | os.PathLike) -> TrainState:
                     values = {k: float(v) for k, v in jax.device_get(metrics).items()}
                     monitor.log(done, log_scalars(values, seconds, config.batch_size), log_line(done, values, seconds))
                 if done % config.sample_every == 0 or done == config.num_steps:
-                    monitor.images(done, sample(state))
-                if evaluator is not None and done % config.eval_every == 0:
-                    monitor.log(done, evaluator(state, done))
+                    grid = monitor.images(done, sample(state))
+                if evaluator is not None and (done % config.eval_every == 0 or done == config.num_steps):
+                    results = {"step": done, **evaluator(state, done)}
+                    monitor.log(done, {k: v for k, v in results.items() if k != "step"})
                 stopping = stop.requested(done)
                 if done % config.checkpoint_every == 0 or done == config.num_steps or stopping:
                     save(done, metrics)
                 if stopping:
                     monitor.write(f"stopping on signal {stop.signal}: checkpoint written at step {done}")
                     break
+            else:
+                seconds = time.perf_counter() - timer.started
+                monitor.write(final_line(workdir, config.num_steps - start, grid, results, seconds))
     finally:  # a pending asynchronous save of a good state completes even when the run stops on an error
         checkpoints.wait()
         checkpoints.close()
         monitor.close()
     return state
+
+
+class DurationEstimate:
+    """The run's expected duration from its measured step time: steps 2 to 11 of this segment (the first
+    compiles), then the rest of the run at that speed, printed once."""
+
+    MEASURED_STEPS = 10
+
+    def __init__(self, start: int, num_steps: int):
+        self.start, self.num_steps, self.started, self.first = start, num_steps, time.perf_counter(), None
+
+    def wants(self, done: int) -> bool:
+        return done in (self.start + 1, self.start + 1 + self.MEASURED_STEPS) and done < self.num_steps
+
+    def mark(self, done: int) -> str | None:
+        now = time.perf_counter()
+        if done == self.start + 1:
+            self.first = now
+            return None
+        seconds = (now - self.first) / self.MEASURED_STEPS
+        remaining = self.num_steps - done
+        return (f"step time {1000 * seconds:.0f} ms (steps {self.start + 2}-{done}): the {remaining:,} steps left "
+                f"take about {format_duration(remaining * seconds)} on this machine, plus evaluations and "
+                "checkpoints (the progress bar's ETA follows the actual speed)")
+
+
+def format_duration(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    if minutes < 1:
+        return f"{seconds:.0f} s"
+    return f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{minutes} min"
+
+
+def final_line(workdir: Path, steps: int, grid: Path | None, results: dict[str, float], seconds: float) -> str:
+    """The run's last line: where the samples are and what its final evaluation measured."""
+    line = f"done: {steps:,} steps in {format_duration(seconds)}; final samples: {grid or workdir / 'samples'}"
+    if results:
+        shown = {"eval/digits_fid": "digits-FID {:.3f}", "eval/modes": "modes {:.0f}/10", "eval/fid": "FID {:.2f}",
+                 "eval/is": "IS {:.2f}", "eval/psnr": "PSNR {:.2f} dB", "eval/ssim": "SSIM {:.4f}"}
+        measured = ", ".join(form.format(results[name]) for name, form in shown.items() if name in results)
+        line += f"; {measured} (evaluated at step {results['step']:,})"
+    return line + f"; checkpoints, metrics.jsonl and TensorBoard logs in {workdir}"
 
 
 def log_scalars(values: dict[str, float], seconds: float, batch_size: int) -> dict[str, float]:

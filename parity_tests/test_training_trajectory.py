@@ -2,8 +2,9 @@
 from the same weights (converted) and fed the same batches and latents (numpy arrays from jaxgan.data,
 not either framework's RNG), end with the same weights, running statistics and Adam moments.
 
-float64, 20 steps: every step's losses and every tensor at the end (models, EMA, BatchNorm statistics,
-Adam moments and steps) within 1e-8 of the tensor's largest magnitude. Measured with these settings
+float64, 20 steps, without and with DiffAugment (the same host draws in both): every step's losses and
+every tensor at the end (models, EMA, BatchNorm statistics, Adam moments and steps) within 1e-8 of the
+tensor's largest magnitude. Measured with these settings
 (2-core CPU, 2026-11-25): jaxgan against PyTorch differs by at most 2.3e-15, and reordering the examples
 of each batch moves PyTorch's own tensors by up to 2.4e-15, so anything near 1e-8 would be a real
 difference in the algorithm. float32, the first step only: what is computed before any update (D's
@@ -28,10 +29,11 @@ import torch
 
 from jaxgan import config as config_lib
 from jaxgan import convert_state, sharding
+from jaxgan.augment import augment_size
 from jaxgan.data.pipeline import Batches
 from jaxgan.data.sources import make_source
 from jaxgan.state import discriminator_arch, generator_arch, make_models, param_dtype
-from jaxgan.train_step import gan_step
+from jaxgan.trainer import task_step
 from torch_ref import train as torch_train
 
 STEPS = 20
@@ -41,8 +43,8 @@ BEFORE_UPDATE = ("d_loss", "d_loss_real", "d_loss_fake", "d_x", "d_g_z1")  # com
 FLOAT64_TOLERANCE = 1e-8
 
 
-def make_config(dtype: str) -> config_lib.Config:
-    return config_lib.load("dcgan32", {k: str(v) for k, v in {**OVERRIDES, "dtype": dtype}.items()})
+def make_config(dtype: str, augment: str = "") -> config_lib.Config:
+    return config_lib.load("dcgan32", {k: str(v) for k, v in {**OVERRIDES, "dtype": dtype, "augment": augment}.items()})
 
 
 def start_from_torch(config: config_lib.Config):
@@ -53,12 +55,12 @@ def start_from_torch(config: config_lib.Config):
 
 def compiled_step(config: config_lib.Config):
     """jaxgan's step compiled as the trainer compiles it (so the compilation cache serves both test modules)."""
-    return sharding.compile_step(functools.partial(gan_step, make_models(config)), sharding.make_mesh())
+    return sharding.compile_step(functools.partial(task_step(config), make_models(config)), sharding.make_mesh())
 
 
 def make_batches(config: config_lib.Config, steps: int) -> list[dict[str, np.ndarray]]:
     batches = Batches(make_source(config), config.batch_size, config.resolved_data_seed, latent_seed=config.seed,
-                      nz=config.nz, latent_dtype=param_dtype(config))
+                      nz=config.nz, latent_dtype=param_dtype(config), augment_size=augment_size(config))
     return [batches.batch(step) for step in range(steps)]
 
 
@@ -77,8 +79,8 @@ def run_torch(config: config_lib.Config, start: dict, batches: list) -> tuple[di
     """torch_ref's loop from a converted checkpoint: (final checkpoint as numpy, metrics of each step)."""
     run = torch_train.restore(torch_train.new_run(config), convert_state.checkpoint_to_tensors(start))
     with one_torch_thread():
-        metrics = [{k: float(v) for k, v in torch_train.train_step(run, b["images"], b["latents"]).items()}
-                   for b in batches]
+        metrics = [{k: float(v) for k, v in
+                    torch_train.train_step(run, b["images"], b["latents"], b.get("augment")).items()} for b in batches]
     return convert_state.checkpoint_to_numpy(torch_train.to_checkpoint(run)), metrics
 
 
@@ -111,10 +113,10 @@ def assert_same_training_state(reference: dict, other: dict, tolerance: float) -
     assert not worst, f"tensors beyond {tolerance}: {worst}"
 
 
-@pytest.fixture(scope="module")
-def float64_runs():
+@pytest.fixture(scope="module", params=["", "color,translation,cutout"], ids=["plain", "diffaugment"])
+def float64_runs(request):
     with jax.enable_x64(True):
-        config = make_config("float64")
+        config = make_config("float64", request.param)
         start, state = start_from_torch(config)
         step = compiled_step(config)
         batches = make_batches(config, STEPS)

@@ -54,9 +54,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     import jax
 
-    if jax.process_index() == 0:
-        print(f"done: checkpoints, samples, metrics.jsonl and TensorBoard logs are in {workdir}"
-              + (" (a folder per run; the ranked runs in summary.md)" if spec is not None else ""))
+    if jax.process_index() == 0 and spec is not None:  # a single run's last line is the trainer's summary
+        print(f"done: checkpoints, samples, metrics.jsonl and TensorBoard logs are in {workdir} (a folder per run; "
+              "the ranked runs in summary.md)")
     return 0
 
 

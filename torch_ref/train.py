@@ -4,8 +4,10 @@
 
 Each step is pytorch/examples' loop body: D on the real batch (label 1) and on the detached fake batch
 (label 0), BCE, D's Adam step; then G's loss from the updated D on the same fake batch against label 1,
-G's Adam step; then the EMA of G's parameters as jaxgan keeps it. Batches and latents come from
-`jaxgan.data` (numpy, keyed by seed and step), so this loop and `scripts/train.py` see the same numbers.
+G's Adam step; then the EMA of G's parameters as jaxgan keeps it. With the config's DiffAugment, each
+of D's three inputs is augmented (`torch_ref/augment.py`) with the host's draws for that batch. Batches,
+latents and draws come from `jaxgan.data` (numpy, keyed by seed and step), so this loop and
+`scripts/train.py` see the same numbers.
 Checkpoints (`WORKDIR/checkpoints/STEP.pth`, `jaxgan.convert_state`'s layout) hold both models, both Adam
 states, the EMA generator, the step, the data position, the seeds and the config; they load with
 `torch.load(weights_only=True)`, and `scripts/convert.py state2jax` turns one into a jaxgan workdir.
@@ -28,6 +30,7 @@ from torch import nn
 from jaxgan import cli, preemption
 from jaxgan import config as config_lib
 from jaxgan.atomic import atomic_path
+from jaxgan.augment import augment_size, parse_policy
 from jaxgan.convert_state import FORMAT, FORMAT_VERSION
 from jaxgan.data.order import sample_latents
 from jaxgan.data.pipeline import Batches
@@ -35,6 +38,7 @@ from jaxgan.data.sources import make_source
 from jaxgan.monitor import Monitor, image_grid
 from jaxgan.state import ADAM_EPS
 from jaxgan.trainer import NonFiniteError, log_line, log_scalars
+from torch_ref.augment import diff_augment
 from torch_ref.models import Discriminator, Generator, weights_init
 
 
@@ -90,9 +94,17 @@ def to_model_range(images: np.ndarray, run: Run) -> torch.Tensor:
     return pixels.to(run.dtype) / 127.5 - 1
 
 
-def train_step(run: Run, images: np.ndarray, latents: np.ndarray) -> dict[str, torch.Tensor]:
-    """One step of the seed's loop on uint8 NHWC `images` and (N, nz) `latents`; metrics stay tensors."""
+def train_step(run: Run, images: np.ndarray, latents: np.ndarray,
+               augment: np.ndarray | None = None) -> dict[str, torch.Tensor]:
+    """One step of the seed's loop on uint8 NHWC `images` and (N, nz) `latents`; metrics stay tensors.
+    With the config's DiffAugment, `augment` holds the batch's draws (N, USES, NUM_DRAWS)."""
     generator, discriminator, criterion = run.generator, run.discriminator, nn.BCELoss()
+    operations = parse_policy(run.config.augment)
+    draws = None if augment is None else torch.from_numpy(np.asarray(augment)).to(run.device)
+
+    def augmented(images: torch.Tensor, use: int) -> torch.Tensor:  # D's view of a batch
+        return diff_augment(images, draws[:, use], operations) if operations else images
+
     real = to_model_range(images, run)  # (N, nc, S, S)
     noise = torch.from_numpy(np.asarray(latents)).to(run.device, run.dtype).view(len(latents), -1, 1, 1)
     real_label = torch.ones(len(real), device=run.device, dtype=run.dtype)
@@ -100,12 +112,12 @@ def train_step(run: Run, images: np.ndarray, latents: np.ndarray) -> dict[str, t
 
     # (1) Update D: maximise log(D(x)) + log(1 - D(G(z))).
     discriminator.zero_grad()
-    output = discriminator(real).view(-1)  # (N,)
+    output = discriminator(augmented(real, 0)).view(-1)  # (N,)
     d_loss_real = criterion(output, real_label)
     d_loss_real.backward()
     d_x = output.mean()
     fake = generator(noise)  # (N, nc, S, S)
-    output = discriminator(fake.detach()).view(-1)
+    output = discriminator(augmented(fake.detach(), 1)).view(-1)
     d_loss_fake = criterion(output, fake_label)
     d_loss_fake.backward()
     d_g_z1 = output.mean()
@@ -113,7 +125,7 @@ def train_step(run: Run, images: np.ndarray, latents: np.ndarray) -> dict[str, t
 
     # (2) Update G: maximise log(D(G(z))), through the updated D.
     generator.zero_grad()
-    output = discriminator(fake).view(-1)
+    output = discriminator(augmented(fake, 2)).view(-1)
     g_loss = criterion(output, real_label)
     g_loss.backward()
     run.generator_optimizer.step()
@@ -234,7 +246,8 @@ def train(config: config_lib.Config, workdir: str | os.PathLike, resume: str | o
                                                             if source is not None else ""))
     monitor.write(f"data: {data.describe()}")
     batches = Batches(data, config.batch_size, config.resolved_data_seed, latent_seed=config.seed, nz=config.nz,
-                      latent_dtype=np.float64 if config.dtype == "float64" else np.float32)
+                      latent_dtype=np.float64 if config.dtype == "float64" else np.float32,
+                      augment_size=augment_size(config))
     fixed_latents = torch.from_numpy(sample_latents(config.seed, config.num_samples, config.nz)).to(device, run.dtype)
     saved, last_time, last_step = start, time.perf_counter(), start
 
@@ -252,7 +265,7 @@ def train(config: config_lib.Config, workdir: str | os.PathLike, resume: str | o
         with preemption.StopRequest() as stop:
             for _, batch in zip(range(start, config.num_steps),
                                 batches.iterate(start, config.num_steps, config.loader_threads)):
-                metrics = train_step(run, batch["images"], batch["latents"])
+                metrics = train_step(run, batch["images"], batch["latents"], batch.get("augment"))
                 done = run.step
                 monitor.advance()
                 if done % config.log_every == 0 or done == config.num_steps:

@@ -14,6 +14,7 @@ STREAM_PERMUTATION = 1
 STREAM_EXAMPLE = 2  # random crops and flips of one example
 STREAM_LATENTS = 3
 STREAM_SAMPLE_LATENTS = 4
+STREAM_AUGMENT = 5  # DiffAugment's draws (jaxgan.augment)
 
 
 def generator(seed: int, stream: int, index: int) -> np.random.Generator:

@@ -15,20 +15,38 @@ from collections.abc import Callable, Iterator
 import grain
 import numpy as np
 
+from jaxgan.augment import draws as augment_draws
 from jaxgan.data.order import ExampleOrder, latents
 from jaxgan.data.sources import Source
 
 
+def keyed_draws(seed: int, step: int, batch_size: int, rows: slice, nz: int, augment_size: int,
+                dtype: np.dtype) -> dict[str, np.ndarray]:
+    """The random inputs of step `step` keyed by (seed, step), this process's `rows`: latents (b, nz) when
+    nz > 0, DiffAugment's draws (b, USES, NUM_DRAWS) for images of side `augment_size` when it is > 0."""
+    drawn = {}
+    if nz:
+        drawn["latents"] = latents(seed, step, batch_size, nz, rows).astype(dtype)
+    if augment_size:
+        drawn["augment"] = augment_draws(seed, step, batch_size, augment_size, rows).astype(dtype)
+    return drawn
+
+
 class Batches:
-    """Host batches {"images": uint8 (b, S, S, nc)[, "latents": (b, nz)]} for steps [start, stop)."""
+    """Host batches {"images": uint8 (b, S, S, nc)[, "latents": (b, nz)][, "augment"]} for steps [start, stop).
+
+    Latents and augmentation draws (`keyed_draws`) are keyed by `latent_seed` and the step.
+    """
 
     def __init__(self, source: Source, batch_size: int, data_seed: int, rows: slice = slice(None),
                  latent_seed: int | None = None, nz: int = 0, latent_dtype: np.dtype = np.float32,
-                 transform: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]] | None = None):
+                 transform: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]] | None = None,
+                 augment_size: int = 0):
         self.source, self.batch_size, self.rows = source, batch_size, rows
         self.transform = transform  # optional host-side hook on each batch (e.g. JPEG-degraded copies)
         self.order = ExampleOrder(len(source), data_seed)
         self.latent_seed, self.nz, self.latent_dtype = latent_seed, nz, latent_dtype
+        self.augment_size = augment_size
         self.skipped: dict[int, str] = {}  # index -> reason, for examples that failed to decode
         self._lock = threading.Lock()
 
@@ -52,9 +70,8 @@ class Batches:
     def batch(self, step: int) -> dict[str, np.ndarray]:
         positions = self.order.positions(step, self.batch_size, self.rows)
         batch = {"images": np.stack([self.example(p) for p in positions])}
-        if self.nz:
-            batch["latents"] = latents(self.latent_seed, step, self.batch_size, self.nz, self.rows).astype(
-                self.latent_dtype)
+        batch.update(keyed_draws(self.latent_seed, step, self.batch_size, self.rows, self.nz, self.augment_size,
+                                 self.latent_dtype))
         return self.transform(batch) if self.transform is not None else batch
 
     def iterate(self, start: int, stop: int, threads: int = 8, prefetch: int = 16) -> Iterator[dict[str, np.ndarray]]:
