@@ -14,7 +14,7 @@ from jaxgan.config import Config
 ROOT = Path(__file__).resolve().parent.parent
 # A dcgan32 small enough to train in seconds on 2 cores; the digits are 1-channel.
 TINY = dict(data="digits", image_size=32, nc=1, nz=16, ngf=8, ndf=8, batch_size=16, log_every=2, sample_every=4,
-            checkpoint_every=4, num_samples=16, loader_threads=2)
+            checkpoint_every=4, num_samples=16, loader_threads=2, eval_every=0)
 
 
 def tiny_config(**changes) -> Config:

@@ -1,9 +1,9 @@
 """Scale-out: the same numbers on 1 device, 8 simulated devices and 2 processes x 4 devices (gloo).
 
-float64, K = 5 steps of dcgan64 with small widths: parameters, batch statistics, both Adam states,
-EMA and losses agree within 1e-9 (max abs difference over each tensor's largest magnitude). float32:
-quantities computed before any update agree within 1e-5 relative in step 1, G's loss within 1e-3,
-and the losses of 5 steps within 1e-3 relative (rounding grows with each Adam step; docs/scaling.md).
+float64, K = 5 steps of dcgan64 (with its DiffAugment) at small widths: parameters, batch statistics,
+both Adam states, EMA and losses agree within 1e-9 (max abs difference over each tensor's largest
+magnitude). float32: quantities computed before any update agree within 1e-5 relative in step 1, G's
+loss within 1e-3, and the losses of 5 steps within 1e-3 relative (rounding grows with each Adam step; docs/scaling.md).
 A checkpoint written by 8 devices resumes on 1 device and on 2 processes x 2 devices, same numbers.
 """
 
@@ -23,8 +23,9 @@ import pytest
 from jaxgan import checkpoint
 from tests.helpers import ROOT, final_arrays
 
+# dcgan64 as shipped (DiffAugment on: its host draws must be as device- and process-invariant as the batches).
 SETTINGS = dict(ngf=8, ndf=8, nz=16, nc=1, batch_size=16, log_every=1, checkpoint_every=5, sample_every=1000,
-                num_samples=4, ema_decay=0.9, loader_threads=2)
+                num_samples=4, ema_decay=0.9, loader_threads=2, eval_every=0)
 
 
 def free_port() -> int:
@@ -77,6 +78,7 @@ def float64_runs(tmp_path_factory):
     launch(runs["1"], 1, num_steps=5, dtype="float64")
     launch(runs["8"], 8, num_steps=5, dtype="float64")
     outputs = launch(runs["2x4"], 4, processes=2, num_steps=5, dtype="float64")
+    assert checkpoint.read_run_info(runs["1"])["config"].augment  # the draws are part of what must agree
     assert "8 cpu device(s) in 2 process(es)" in outputs[0] and "mesh {'data': 8}" in outputs[0]
     assert "jaxgan:" not in outputs[1]  # only process 0 talks
     return runs

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -170,3 +172,22 @@ def test_bfloat16_compute_trains_with_float32_parameters(tmp_path):
     assert {leaf.dtype for leaf in leaves if jnp.issubdtype(leaf.dtype, jnp.floating)} == {jnp.dtype("float32")}
     assert all(bool(jnp.all(jnp.isfinite(leaf))) for leaf in leaves if jnp.issubdtype(leaf.dtype, jnp.floating))
     assert int(state.step) == 3
+
+
+def test_run_tells_its_expected_duration_and_ends_with_samples_and_metrics(tmp_path):
+    """After ten measured steps a line gives the step time and the time left; the last line names the final
+    grid and the evaluation at the last step (digits-FID and modes on the built-in digits)."""
+    workdir = tmp_path / "run"
+    result = run_train(workdir, num_steps=14, sample_every=7, eval_every=10, eval_num=50)
+    assert result.returncode == 0, result.stderr[-3000:]
+    output = result.stdout + result.stderr
+    assert re.search(r"step time \d+ ms \(steps 2-11\): the 3 steps left take about \d+ s on this machine", output)
+    last = [line for line in result.stdout.splitlines() if line.strip()][-1]
+    grid = workdir / "samples" / "samples_0000014.png"
+    assert grid.is_file()
+    assert re.fullmatch(rf"done: 14 steps in \d+ (s|min); final samples: {re.escape(str(grid))}; "
+                        r"digits-FID \d+\.\d{3}, modes \d+/10 \(evaluated at step 14\); checkpoints, metrics.jsonl "
+                        rf"and TensorBoard logs in {re.escape(str(workdir))}", last), last
+    evaluated = [json.loads(line)["step"] for line in (workdir / "metrics.jsonl").read_text().splitlines()
+                 if "eval/digits_fid" in line]
+    assert evaluated == [10, 14]  # every eval_every steps and at the last step
