@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 DTYPES = ("float32", "bfloat16", "float64")
+PRECISIONS = ("default", "high", "highest")  # jax.lax.Precision of every convolution and matrix product
 TASKS = ("gan", "restore")
 DEGRADATIONS = ("centre_square", "random_boxes", "strokes", "noise", "downsample", "jpeg")
 
@@ -43,6 +44,7 @@ class Config:
     ema_decay: float = 0.0  # 0 = no EMA of the generator
     augment: str = ""  # DiffAugment of D's inputs: "" or a subset of "color,translation,cutout"
     dtype: str = "float32"  # float32, bfloat16 (compute; float32 parameters) or float64 (verification)
+    precision: str = "highest"  # of G/D/R's convolutions and products on GPU/TPU: docs/scaling.md, "Precision"
     # Restoration (task="restore").
     degradation: str = "centre_square"
     lambda_rec: float = 0.999
@@ -99,7 +101,7 @@ def check(config: Config) -> Config:
             raise ConfigError(f"config field {name!r} must be {field.type}, got {value!r}")
     choices = {"dtype": DTYPES, "task": TASKS, "degradation": DEGRADATIONS, "data_split": ("train", "test", "all"),
                "reconstruction_loss": ("l1", "l2"), "downsampler": ("bicubic", "area"), "image_size": (32, 64, 128),
-               "scale_factor": (2, 4)}
+               "scale_factor": (2, 4), "precision": PRECISIONS}
     for name, allowed in choices.items():
         if getattr(config, name) not in allowed:
             raise ConfigError(f"config field {name!r} must be one of {allowed}, got {getattr(config, name)!r}")

@@ -7,7 +7,25 @@ import jax.numpy as jnp
 
 
 def bce_with_logits(logits: jax.Array, target: float) -> jax.Array:
-    """Mean of BCELoss(sigmoid(logits), target) for a constant target 0 or 1, without overflow."""
+    """Mean of BCELoss(sigmoid(logits), target) for a constant target 0 or 1, without overflow.
+
+    Exact at every logit z: softplus(-z) (target 1) or softplus(z) (target 0), gradient sigmoid(z) - target.
+    The seed (torch_ref/train.py: D ends in Sigmoid, then nn.BCELoss) rounds p = sigmoid(z) to the dtype,
+    takes -max(log p, -100) or -max(log1p(-p), -100), and back-propagates (p - target) / max(p (1 - p), 1e-12)
+    times the Sigmoid's p (1 - p). The two agree to rounding (a few eps) while |z| <= 27 and p rounds to
+    neither 0 nor 1, except that the seed's target-0 value at z > 0 inherits the rounding of 1 - p, an error
+    up to eps e^z (float32: 1e-4 relative at z = 9.8, 1% at 14.7; float64: 1e-6 at 26.4). Elsewhere they
+    differ, deliberately (parity_tests/test_saturated_loss.py checks each case):
+    - |z| > 27.63 (p (1 - p) < 1e-12), either dtype: the seed's gradient is 1e12 (p - target) p (1 - p), not
+      p - target. On the losing side (target 1, z < -27.63: G's loss on fakes that D rejects, or D's on reals
+      it calls fake; target 0, z > 27.63) it decays like 1e12 e^-|z| where jaxgan's stays -1 or 1: a
+      saturated D gives the seed's G (or D) no gradient and jaxgan's a full one, so trajectories part there.
+    - p rounded to exactly 1 (float32 z >= 16.64, float64 z >= 36.74) or 0 (float32 z <= -88.72): the seed's
+      value is 100 on the losing side (jaxgan's: about |z|) and 0 on the other (about e^-|z|), its gradient 0.
+    - float64, target 1, z < -100: the seed's value is clamped at 100; jaxgan's is about |z|.
+    Matching these would mean copying torch's rounding of sigmoid (not portable across frameworks) and a
+    vanishing gradient; the true loss and gradient are why the loss is taken on logits.
+    """
     return jnp.mean(jax.nn.softplus(-logits) if target == 1 else jax.nn.softplus(logits))
 
 

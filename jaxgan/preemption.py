@@ -2,11 +2,13 @@
 
 One process: a signal sets a flag that the loop reads after each step. Several processes: JAX's
 preemption sync point (the coordination service sees the SIGTERM of any process and every process
-answers True at the same step), so all of them save the same step together.
+answers True at the same step), so all of them save the same step together; Ctrl-C (SIGINT) on any
+process is passed to it as a SIGTERM of that process, so it is agreed the same way.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 
@@ -31,9 +33,14 @@ class StopRequest:
 
     def _handle(self, signum, frame) -> None:
         self.signal = signum
+        if jax.process_count() > 1:  # Ctrl-C on one process: tell the coordination service, as SIGTERM does
+            os.kill(os.getpid(), signal.SIGTERM)
 
     def requested(self, step: int) -> bool:
-        if jax.process_count() > 1 and multihost_utils.reached_preemption_sync_point(step):
+        """Whether to checkpoint and stop after `step`; with several processes, the same answer in all."""
+        if jax.process_count() > 1:
+            if not multihost_utils.reached_preemption_sync_point(step):
+                return False
             self.signal = self.signal or signal.SIGTERM
         return self.signal is not None
 

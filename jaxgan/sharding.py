@@ -92,11 +92,38 @@ def compile_step(step: Callable, mesh: Mesh, donate: bool = True) -> Callable:
 def make_sweep_mesh(num_runs: int, devices: list | None = None) -> Mesh:
     """A 2-D mesh (`runs`, `data`) for a sweep of `num_runs` runs: the run axis takes gcd(K, devices) devices,
     so that each device holds whole runs (no gradient crosses devices when K is a multiple of the device
-    count), and each run's batch is split over the rest. On one device all K runs share it."""
+    count), and each run's batch is split over the rest. On one device all K runs share it.
+
+    Each process's devices form one rectangle of the mesh (`process_tiles`), so that the block of the
+    stacked batches it loads (`process_block`) is one rectangle of (runs, rows) too."""
     devices = devices if devices is not None else jax.devices()
-    devices = sorted(devices, key=lambda d: (d.process_index, d.id))
     runs = math.gcd(num_runs, len(devices))
-    return Mesh(np.array(devices).reshape(runs, len(devices) // runs), (RUNS_AXIS, DATA_AXIS))
+    return Mesh(process_tiles(devices, runs, len(devices) // runs), (RUNS_AXIS, DATA_AXIS))
+
+
+def process_tiles(devices: list, runs: int, data: int) -> np.ndarray:
+    """The devices as a (runs, data) grid in which each process's L devices form one a x b rectangle.
+
+    b = gcd(data, L) devices along `data` and a = L / b along `runs` (a divides `runs`, and the P tiles
+    cover the grid exactly, whenever every process has L devices); processes fill the tiles in row-major
+    order, each its devices (sorted by id) row-major. When L divides `data` or `data` divides L, this is
+    the plain row-major grid of the devices sorted by (process, id), the mesh of a single process."""
+    by_process: dict[int, list] = {}
+    for device in sorted(devices, key=lambda d: (d.process_index, d.id)):
+        by_process.setdefault(device.process_index, []).append(device)
+    counts = {p: len(ds) for p, ds in by_process.items()}
+    local = len(devices) // len(by_process)
+    if set(counts.values()) != {local}:
+        raise ValueError(f"a sweep mesh needs the same number of devices in every process; devices per process: "
+                         f"{counts}")
+    across = math.gcd(data, local)  # b
+    down = local // across  # a
+    grid = np.empty((runs, data), dtype=object)
+    for tile, process_devices in enumerate(by_process.values()):
+        row, column = divmod(tile, data // across)
+        grid[row * down:(row + 1) * down, column * across:(column + 1) * across] = (
+            np.array(process_devices, dtype=object).reshape(down, across))
+    return grid
 
 
 def runs_sharding(mesh: Mesh) -> NamedSharding:
@@ -109,13 +136,31 @@ def sweep_batch_sharding(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, PartitionSpec(RUNS_AXIS, DATA_AXIS))
 
 
-def process_block(num_runs: int, batch_size: int, mesh: Mesh) -> tuple[slice, slice]:
-    """(runs, rows) of the stacked (K, B) batch that this process's devices hold: the only data it loads."""
-    indices = sweep_batch_sharding(mesh).addressable_devices_indices_map((num_runs, batch_size)).values()
-    runs = [index[0].indices(num_runs) for index in indices]
-    rows = [index[1].indices(batch_size) for index in indices]
-    return (slice(min(r[0] for r in runs), max(r[1] for r in runs)),
-            slice(min(r[0] for r in rows), max(r[1] for r in rows)))
+def process_block(num_runs: int, batch_size: int, mesh: Mesh, process: int | None = None) -> tuple[slice, slice]:
+    """(runs, rows) of the stacked (K, B) batch that process `process`'s (default: this process's) devices hold
+    under `sweep_batch_sharding`: the only data it loads. The device at mesh position (i, j) holds runs block
+    i and rows block j; a process whose devices do not form one rectangle of the mesh is an error (its data
+    would not be one block: `make_sweep_mesh` never makes such a mesh)."""
+    process = jax.process_index() if process is None else process
+    grid, (runs, data) = mesh.devices, (mesh.shape[RUNS_AXIS], mesh.shape[DATA_AXIS])
+    if num_runs % runs or batch_size % data:
+        raise ValueError(f"a sweep of {num_runs} runs with batch_size {batch_size} does not split evenly over the "
+                         f"mesh {dict(mesh.shape)}")
+    held = [(i, j) for i in range(runs) for j in range(data) if grid[i, j].process_index == process]
+    if not held:
+        raise ValueError(f"process {process} holds no device of the mesh {dict(mesh.shape)}")
+    (first_run, first_row), (last_run, last_row) = np.min(held, axis=0), np.max(held, axis=0)  # mesh positions
+    if len(held) != (last_run - first_run + 1) * (last_row - first_row + 1):  # not its whole bounding box
+        layout = {p: int(np.sum([d.process_index == p for d in grid.flat])) for p in
+                  sorted({d.process_index for d in grid.flat})}
+        raise ValueError(f"sweep of {num_runs} runs on mesh {dict(mesh.shape)} over {len(layout)} processes "
+                         f"(devices per process {layout}): process {process}'s devices sit at mesh positions "
+                         f"{held}, not one rectangle, so its share of the stacked batches is not one block. "
+                         "Build the mesh with make_sweep_mesh, which gives each process of L devices a rectangle "
+                         "of L / gcd(data, L) (runs) x gcd(data, L) (data) devices")
+    per_run, per_row = num_runs // runs, batch_size // data
+    return (slice(int(first_run) * per_run, (int(last_run) + 1) * per_run),
+            slice(int(first_row) * per_row, (int(last_row) + 1) * per_row))
 
 
 def to_global_sweep(local_batch: dict[str, np.ndarray], mesh: Mesh, num_runs: int,

@@ -80,7 +80,8 @@ def make_optimizer() -> optax.GradientTransformation:
 
 
 def make_models(config: Config) -> Models:
-    kwargs = dict(dtype=compute_dtype(config), param_dtype=param_dtype(config))
+    """G (or R) and D in the run's dtypes and `precision`, and the optimiser."""
+    kwargs = dict(dtype=compute_dtype(config), param_dtype=param_dtype(config), precision=config.precision)
     if config.task == "restore":
         generator = Restorer(config.nc, config.restorer_width, config.image_size, config.restorer_skips, **kwargs)
     else:

@@ -29,6 +29,7 @@ from jaxgan import checkpoint, preemption, sharding, sweep_summary
 from jaxgan.atomic import atomic_path
 from jaxgan.augment import augment_size
 from jaxgan.config import Config
+from jaxgan.data.fingerprint import fingerprint
 from jaxgan.data.pipeline import Batches, keyed_draws
 from jaxgan.data.sources import Source, make_source
 from jaxgan.monitor import Monitor
@@ -46,6 +47,7 @@ from jaxgan.sweep import (
     take,
 )
 from jaxgan.trainer import host_transform, log_scalars, make_sampler, prepare_workdir, task_evaluator
+from jaxgan.workdir_lock import LOCK_FILE, WorkdirLock
 
 SPEC_FILE, STOPPED_FILE = "sweep.json", "stopped.json"
 FORMAT_VERSION = 1
@@ -87,8 +89,10 @@ def _write_json(path: Path, content: Any) -> None:
             temporary.write_text(json.dumps(content, indent=2) + "\n")
 
 
-def prepare_root(base: Config, spec: SweepSpec, configs: list[Config], root: Path) -> list[Path]:
-    """Refuse a workdir holding something else or another sweep; record the sweep; prepare each run's workdir."""
+def prepare_root(base: Config, spec: SweepSpec, configs: list[Config], root: Path, data: dict | None = None,
+                 allow_data_change: bool = False) -> list[Path]:
+    """Refuse a workdir holding something else or another sweep; record the sweep; prepare each run's workdir
+    (refusing changed data as a single run does)."""
     names, record = spec.names(), {"format_version": FORMAT_VERSION, "base_config": base.to_dict(), **spec.to_dict()}
     if checkpoint.is_workdir(root):
         raise SweepError(f"{root} holds a single run ({checkpoint.RUN_FILE}); give the sweep its own --workdir")
@@ -97,12 +101,12 @@ def prepare_root(base: Config, spec: SweepSpec, configs: list[Config], root: Pat
         if old["runs"] != json.loads(json.dumps(spec.to_dict()["runs"])):
             raise SweepError(f"{root} holds another sweep (runs {old['names']}); this command asks for runs {names}. "
                              "Use another --workdir, or repeat the sweep's --sweep flags to resume it")
-    elif root.is_dir() and any(root.iterdir()):
+    elif root.is_dir() and any(p.name != LOCK_FILE for p in root.iterdir()):
         raise SweepError(f"{root} exists, is not empty and holds no {SPEC_FILE}: not a sweep workdir")
     else:  # a new sweep: marked as one before its runs' folders appear
         _write_json(root / SPEC_FILE, record)
     for config, name in zip(configs, names):
-        prepare_workdir(config, root / name)  # refuses a config that changes the numbers of a run
+        prepare_workdir(config, root / name, data, allow_data_change)  # refuses a config that changes the numbers
     _write_json(root / SPEC_FILE, record)  # the base config's bookkeeping fields (num_steps, ...) as now given
     return [root / name for name in names]
 
@@ -110,13 +114,15 @@ def prepare_root(base: Config, spec: SweepSpec, configs: list[Config], root: Pat
 class SweepBatches:
     """This process's block of the stacked host batches: {"images": (k, b, S, S, nc) uint8[, "latents"]}.
 
-    One `Batches` stream per distinct data seed (runs with the same data seed share its decoded images);
-    latents (and augmentation draws) keyed by each run's seed, as a single run draws them (`keyed_draws`).
+    One `Batches` stream per distinct data seed (runs with the same data seed share its decoded images), over
+    the source as that data seed makes it (photos' crops are keyed by it); latents (and augmentation draws)
+    keyed by each run's seed, as a single run draws them (`keyed_draws`).
     """
 
     def __init__(self, source: Source, base: Config, configs: list[Config], rows: slice):
         self.configs, self.rows, self.base = configs, rows, base
-        self.streams = {seed: Batches(source, base.batch_size, seed, rows, transform=host_transform(base))
+        self.streams = {seed: Batches(source.with_data_seed(seed), base.batch_size, seed, rows,
+                                      transform=host_transform(base))
                         for seed in dict.fromkeys(c.resolved_data_seed for c in configs)}
 
     def batch(self, step: int) -> dict[str, np.ndarray]:
@@ -194,6 +200,8 @@ class SweepRuns:
                                        "discriminator": run_state.discriminator.params}, step)
         self.checkpoints[k].save(step, run_state, {"data_position": step,
                                                    "skipped_examples": self.batches.skipped(self.configs[k])})
+        if jax.process_index() == 0:
+            checkpoint.end_segment(self.run_dirs[k], step)
 
     def note_stops(self, state: SweepState, values: dict[str, np.ndarray]) -> list[int]:
         """Save, record and report runs newly frozen by the step; return the runs still running."""
@@ -253,7 +261,7 @@ class SweepRuns:
 
 def train_sweep(base: Config, spec: SweepSpec, workdir: str | os.PathLike, mode: str = "auto",
                 sort_by: str | None = None, fid_reference: str | None = None,
-                inception_weights: str | None = None) -> SweepState:
+                inception_weights: str | None = None, allow_data_change: bool = False) -> SweepState:
     """Train (or resume) the runs of `spec` (values over `base`) in `workdir`; returns the final stacked state.
 
     `fid_reference`: a statistics .npz (pytorch-fid's mu/sigma): each run's FID against it goes into the
@@ -273,73 +281,74 @@ def train_sweep(base: Config, spec: SweepSpec, workdir: str | os.PathLike, mode:
         load_statistics(fid_reference)
         inception_weights = str(resolve_weights_path(inception_weights))
     source = make_source(base)
-    run_dirs = prepare_root(base, spec, configs, root)
-    models = make_models(base)
-    step_fn = make_sweep_step(base, models, num_runs, mesh, mode)
-    primary = jax.process_index() == 0
-    bar = tqdm(total=base.num_steps, unit="step", dynamic_ncols=True, smoothing=0.1, disable=not primary)
-    write = bar.write if primary else (lambda line: None)
-    block_runs, block_rows = sharding.process_block(num_runs, batch_size, mesh)
-    batches = SweepBatches(source, base, configs[block_runs], block_rows)
-    runs = SweepRuns(base, spec, configs, run_dirs, models, run_mesh, batches, write)
-    try:
-        state, start = runs.restore(init_sweep(base, configs, models, mesh), mesh)
-        runs.open_monitors(start)
-        bar.update(start)
-        write(f"jaxgan sweep: {num_runs} runs ({mode}) in {root}; {sharding.describe(mesh)}")
-        write(f"data: {source.describe()}")
-        if start:
-            write(f"resuming the sweep from step {start}, the latest checkpoint all running runs have")
-        for name, info in runs.stopped.items():
-            write(f"run {name} stayed stopped at step {info['step']} (non-finite at step {info['step'] + 1})")
-        interrupted, last_time, last_step = False, time.perf_counter(), start
-        with preemption.StopRequest() as stop:
-            for step, host_batch in zip(range(start, base.num_steps),
-                                        batches.iterate(start, base.num_steps, base.loader_threads)):
-                state, metrics = step_fn(state, sharding.to_global_sweep(host_batch, mesh, num_runs, batch_size))
-                done = step + 1
-                bar.update()
-                stopping = stop.requested(done)
-                log_now = done % base.log_every == 0 or done == base.num_steps
-                sample_now = done % base.sample_every == 0 or done == base.num_steps
-                eval_now = bool(base.eval_every) and done % base.eval_every == 0
-                save_now = done % base.checkpoint_every == 0 or done == base.num_steps or stopping
-                if not (log_now or sample_now or eval_now or save_now):
-                    continue
-                values = jax.device_get(metrics)
-                running = runs.note_stops(state, values)
-                if log_now:
-                    now = time.perf_counter()
-                    seconds, last_time, last_step = (now - last_time) / (done - last_step), now, done
-                    runs.log(done, values, running, seconds)
-                for k in running if sample_now or eval_now or save_now else ():
-                    run_state = runs.run_state(state, k)
-                    if sample_now:
-                        runs.sample(k, run_state, done)
-                    if eval_now:
-                        runs.evaluate(k, run_state, done)
-                    if save_now:
-                        runs.save(k, done, run_state)
-                if stopping:
-                    interrupted = True
-                    write(f"stopping on signal {stop.signal}: checkpoints written at step {done}; run the same "
-                          "command again to resume the sweep")
-                    break
-                if not running:
-                    write(f"every run has stopped (non-finite) by step {done}")
-                    break
-        if not interrupted:
-            rows = [runs.final_row(k, runs.run_state(state, k), fid_reference, inception_weights)
-                    for k in range(num_runs)]
-            if primary:
-                summary = sweep_summary.rank(rows, sort_by)
-                table = sweep_summary.markdown(summary, f"{root}: {num_runs} runs of {base.num_steps} steps")
-                sweep_summary.write(root, summary, table)
-                write(table)
-    finally:
-        runs.close()
-        bar.close()
-    return state
+    with WorkdirLock(root, enabled=jax.process_index() == 0):  # one sweep (or run) per workdir at a time
+        run_dirs = prepare_root(base, spec, configs, root, fingerprint(source), allow_data_change)
+        models = make_models(base)
+        step_fn = make_sweep_step(base, models, num_runs, mesh, mode)
+        primary = jax.process_index() == 0
+        bar = tqdm(total=base.num_steps, unit="step", dynamic_ncols=True, smoothing=0.1, disable=not primary)
+        write = bar.write if primary else (lambda line: None)
+        block_runs, block_rows = sharding.process_block(num_runs, batch_size, mesh)
+        batches = SweepBatches(source, base, configs[block_runs], block_rows)
+        runs = SweepRuns(base, spec, configs, run_dirs, models, run_mesh, batches, write)
+        try:
+            state, start = runs.restore(init_sweep(base, configs, models, mesh), mesh)
+            runs.open_monitors(start)
+            bar.update(start)
+            write(f"jaxgan sweep: {num_runs} runs ({mode}) in {root}; {sharding.describe(mesh)}")
+            write(f"data: {source.describe()}")
+            if start:
+                write(f"resuming the sweep from step {start}, the latest checkpoint all running runs have")
+            for name, info in runs.stopped.items():
+                write(f"run {name} stayed stopped at step {info['step']} (non-finite at step {info['step'] + 1})")
+            interrupted, last_time, last_step = False, time.perf_counter(), start
+            with preemption.StopRequest() as stop:
+                for step, host_batch in zip(range(start, base.num_steps),
+                                            batches.iterate(start, base.num_steps, base.loader_threads)):
+                    state, metrics = step_fn(state, sharding.to_global_sweep(host_batch, mesh, num_runs, batch_size))
+                    done = step + 1
+                    bar.update()
+                    stopping = stop.requested(done)
+                    log_now = done % base.log_every == 0 or done == base.num_steps
+                    sample_now = done % base.sample_every == 0 or done == base.num_steps
+                    eval_now = bool(base.eval_every) and done % base.eval_every == 0
+                    save_now = done % base.checkpoint_every == 0 or done == base.num_steps or stopping
+                    if not (log_now or sample_now or eval_now or save_now):
+                        continue
+                    values = jax.device_get(metrics)
+                    running = runs.note_stops(state, values)
+                    if log_now:
+                        now = time.perf_counter()
+                        seconds, last_time, last_step = (now - last_time) / (done - last_step), now, done
+                        runs.log(done, values, running, seconds)
+                    for k in running if sample_now or eval_now or save_now else ():
+                        run_state = runs.run_state(state, k)
+                        if sample_now:
+                            runs.sample(k, run_state, done)
+                        if eval_now:
+                            runs.evaluate(k, run_state, done)
+                        if save_now:
+                            runs.save(k, done, run_state)
+                    if stopping:
+                        interrupted = True
+                        write(f"stopping on signal {stop.signal}: checkpoints written at step {done}; run the same "
+                              "command again to resume the sweep")
+                        break
+                    if not running:
+                        write(f"every run has stopped (non-finite) by step {done}")
+                        break
+            if not interrupted:
+                rows = [runs.final_row(k, runs.run_state(state, k), fid_reference, inception_weights)
+                        for k in range(num_runs)]
+                if primary:
+                    summary = sweep_summary.rank(rows, sort_by)
+                    table = sweep_summary.markdown(summary, f"{root}: {num_runs} runs of {base.num_steps} steps")
+                    sweep_summary.write(root, summary, table)
+                    write(table)
+        finally:
+            runs.close()
+            bar.close()
+        return state
 
 
 def reference_fid(run_dir: Path, config: Config, reference: str, inception_weights: str | None) -> float:

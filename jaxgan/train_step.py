@@ -82,7 +82,8 @@ def finish_step(models: Models, state: TrainState, generator_grads: Any, generat
     ema = jax.tree.map(lambda e, p: decay * e + (1 - decay) * p, state.ema_params, params)
     state = state.replace(step=state.step + 1, generator=ModelState(params, generator_stats, opt_state),
                           discriminator=discriminator, ema_params=ema)
-    metrics["finite"] = all_finite((metrics, params, discriminator.params))
+    # Everything a checkpoint would hold: losses, both models' parameters, statistics and Adam moments, EMA.
+    metrics["finite"] = all_finite((metrics, state.generator, state.discriminator, state.ema_params))
     return state, metrics
 
 

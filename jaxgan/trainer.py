@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import os
 import time
+import warnings
 from pathlib import Path
 
 import jax
@@ -18,20 +19,29 @@ import numpy as np
 from jaxgan import checkpoint, preemption, sharding
 from jaxgan import config as config_lib
 from jaxgan.augment import augment_size, parse_policy
+from jaxgan.data.fingerprint import changes as fingerprint_changes
+from jaxgan.data.fingerprint import fingerprint
 from jaxgan.data.order import sample_latents
 from jaxgan.data.pipeline import Batches
 from jaxgan.data.sources import make_source
 from jaxgan.monitor import Monitor, image_grid
 from jaxgan.state import TrainState, enable_precision, init_state, make_models, param_dtype, sample_variables
 from jaxgan.train_step import gan_step
+from jaxgan.workdir_lock import WorkdirLock
 
 
 class NonFiniteError(RuntimeError):
     """Losses or parameters became NaN or infinite; the last good checkpoint is kept."""
 
 
-def prepare_workdir(config: config_lib.Config, workdir: Path) -> None:
-    """Refuse to resume with a config that changes the numbers; record this run's config and versions."""
+class DataChangedError(ValueError):
+    """The data set's files changed since the run was started; resuming would draw other batches."""
+
+
+def prepare_workdir(config: config_lib.Config, workdir: Path, data: dict | None = None,
+                    allow_data_change: bool = False) -> None:
+    """Refuse to resume with a config that changes the numbers, or on data whose fingerprint changed
+    (unless `allow_data_change`); record this training segment in run.json."""
     info = checkpoint.read_run_info(workdir)
     if info is not None:
         changed = config_lib.differences(info["config"], config)
@@ -41,12 +51,19 @@ def prepare_workdir(config: config_lib.Config, workdir: Path) -> None:
                 f"{workdir} holds a run with a different config ({details}); these fields change the numbers, so "
                 f"the run cannot resume with them. Use another --workdir, or only change "
                 f"{', '.join(sorted(config_lib.RESUMABLE_FIELDS))}")
+        difference = fingerprint_changes(info["data"], data) if data and info.get("data") else None
+        if difference and not allow_data_change:
+            raise DataChangedError(f"{workdir}: the data changed since this run started ({difference}), so it "
+                                   "would resume with other batches; pass --allow-data-change to resume anyway")
+        if difference:
+            warnings.warn(f"{workdir}: resuming on changed data ({difference})", stacklevel=2)
     elif (workdir / "checkpoints").is_dir() and any((workdir / "checkpoints").iterdir()):
         raise checkpoint.CheckpointError(f"{workdir}/checkpoints exists but {workdir}/run.json does not; "
                                          "not a jaxgan workdir")
     if jax.process_index() == 0:
         workdir.mkdir(parents=True, exist_ok=True)
-        checkpoint.write_run_info(workdir, config)
+        layout = f"{jax.device_count()} {jax.devices()[0].platform} device(s) in {jax.process_count()} process(es)"
+        checkpoint.start_segment(workdir, config, checkpoint.latest_finished_step(workdir), layout, data)
 
 
 def task_step(config: config_lib.Config):
@@ -92,26 +109,47 @@ def task_evaluator(config: config_lib.Config, models, mesh):
     return make_training_evaluator(config, models, mesh)
 
 
-def train(config: config_lib.Config, workdir: str | os.PathLike) -> TrainState:
-    """Train (or resume) the run that `config` describes in `workdir`; returns the final state."""
+def train(config: config_lib.Config, workdir: str | os.PathLike, allow_data_change: bool = False) -> TrainState:
+    """Train (or resume) the run that `config` describes in `workdir`; returns the final state.
+
+    One run at a time per workdir (a lock); a resume on data whose files changed is refused unless
+    `allow_data_change`.
+    """
     enable_precision(config)
     workdir = Path(workdir)
     mesh = sharding.make_mesh()
     sharding.check_batch_size(config.batch_size, mesh)
     source = make_source(config)  # bad data fails here, before anything is written
-    prepare_workdir(config, workdir)
+    with WorkdirLock(workdir, enabled=jax.process_index() == 0):
+        prepare_workdir(config, workdir, fingerprint(source), allow_data_change)
+        return _train(config, workdir, mesh, source)
+
+
+def fresh_state(config: config_lib.Config, models, mesh) -> TrainState:
+    """A new run's state (DCGAN init from the seed), computed on the devices."""
+    return jax.jit(functools.partial(init_state, config, models), out_shardings=sharding.replicated(mesh))()
+
+
+def abstract_state(config: config_lib.Config, models, mesh) -> TrainState:
+    """The state's shapes, dtypes and shardings, to restore a checkpoint into (nothing is computed)."""
+    shapes = jax.eval_shape(functools.partial(init_state, config, models))
+    return checkpoint.abstract_like(shapes, sharding.replicated(mesh))
+
+
+def _train(config: config_lib.Config, workdir: Path, mesh, source) -> TrainState:
     primary = jax.process_index() == 0
     models = make_models(config)
     step_fn = sharding.compile_step(functools.partial(task_step(config), models), mesh)
-    state = jax.jit(functools.partial(init_state, config, models), out_shardings=sharding.replicated(mesh))()
     checkpoints = checkpoint.Checkpoints(workdir, config.keep_checkpoints)
     latest = checkpoints.latest_step()  # may be 0: a converted checkpoint holding given initial weights
     start = latest or 0
     monitor = Monitor(workdir, start, config.num_steps, enabled=primary, hparams=config.to_dict())
     monitor.write(f"jaxgan: {sharding.describe(mesh)}")
     monitor.write(f"data: {source.describe()}" + ("" if config.data else " (no data given: the built-in default)"))
-    if latest is not None:
-        state, _ = checkpoints.restore(start, checkpoint.abstract_like(state, sharding.replicated(mesh)))
+    if latest is None:
+        state = fresh_state(config, models, mesh)
+    else:
+        state, _ = checkpoints.restore(start, abstract_state(config, models, mesh))
         monitor.write(f"resuming from step {start}")
     rows = sharding.process_rows(config.batch_size, mesh)
     batches = Batches(source, config.batch_size, config.resolved_data_seed, rows, latent_seed=config.seed,
@@ -127,7 +165,8 @@ def train(config: config_lib.Config, workdir: str | os.PathLike) -> TrainState:
     def check_finite(step: int, metrics) -> None:
         if not bool(jax.device_get(metrics["finite"])):
             kept = f"the last good checkpoint (step {saved}) stays the latest" if saved else "nothing was saved"
-            raise NonFiniteError(f"non-finite losses or parameters at step {step}; stopping: {kept}")
+            raise NonFiniteError(f"non-finite losses, parameters, statistics or optimiser moments at step {step}; "
+                                 f"stopping: {kept}")
 
     def save(step: int, metrics) -> None:
         nonlocal saved
@@ -135,7 +174,23 @@ def train(config: config_lib.Config, workdir: str | os.PathLike) -> TrainState:
         sharding.check_replicas_agree({"generator": state.generator.params, "discriminator": state.discriminator.params,
                                        "ema": state.ema_params}, step)
         checkpoints.save(step, state, {"data_position": step, "skipped_examples": len(batches.skipped)})
+        if primary:
+            checkpoint.end_segment(workdir, step)
         saved = step
+
+    def save_after_failure(step: int, metrics, error: Exception) -> str:
+        """Checkpoint the last good state after a failure outside the step; the message for the user."""
+        cause = f"{type(error).__name__}: {error} (at step {step}, outside the train step)"
+        if jax.process_count() > 1:  # a save needs every process, and the others are stepping on
+            return f"{cause}; with several processes no checkpoint can be written alone: the last is step {saved}"
+        try:
+            if saved != step:
+                save(step, metrics)
+            checkpoints.wait()
+        except Exception as save_error:  # e.g. the disk is full for the checkpoint too
+            return (f"{cause}; the checkpoint of step {step} could not be written either ({save_error}): the last "
+                    f"good checkpoint is step {saved}")
+        return f"{cause}; a checkpoint of step {step} was written first: the same command resumes from it"
 
     try:
         with preemption.StopRequest() as stop:
@@ -144,22 +199,28 @@ def train(config: config_lib.Config, workdir: str | os.PathLike) -> TrainState:
                 state, metrics = step_fn(state, sharding.to_global(host_batch, mesh))
                 done = step + 1
                 monitor.advance()
-                if timer.wants(done):
-                    jax.block_until_ready(metrics)
-                    estimate = timer.mark(done)
-                    if estimate:
-                        monitor.write(estimate)
-                if done % config.log_every == 0 or done == config.num_steps:
-                    check_finite(done, metrics)
-                    now = time.perf_counter()
-                    seconds, last_time, last_step = (now - last_time) / (done - last_step), now, done
-                    values = {k: float(v) for k, v in jax.device_get(metrics).items()}
-                    monitor.log(done, log_scalars(values, seconds, config.batch_size), log_line(done, values, seconds))
-                if done % config.sample_every == 0 or done == config.num_steps:
-                    grid = monitor.images(done, sample(state))
-                if evaluator is not None and (done % config.eval_every == 0 or done == config.num_steps):
-                    results = {"step": done, **evaluator(state, done)}
-                    monitor.log(done, {k: v for k, v in results.items() if k != "step"})
+                try:  # what the host does between steps: a failure here must not lose the steps since a save
+                    if timer.wants(done):
+                        jax.block_until_ready(metrics)
+                        estimate = timer.mark(done)
+                        if estimate:
+                            monitor.write(estimate)
+                    if done % config.log_every == 0 or done == config.num_steps:
+                        check_finite(done, metrics)
+                        now = time.perf_counter()
+                        seconds, last_time, last_step = (now - last_time) / (done - last_step), now, done
+                        values = {k: float(v) for k, v in jax.device_get(metrics).items()}
+                        monitor.log(done, log_scalars(values, seconds, config.batch_size),
+                                    log_line(done, values, seconds))
+                    if done % config.sample_every == 0 or done == config.num_steps:
+                        grid = monitor.images(done, sample(state))
+                    if evaluator is not None and (done % config.eval_every == 0 or done == config.num_steps):
+                        results = {"step": done, **evaluator(state, done)}
+                        monitor.log(done, {k: v for k, v in results.items() if k != "step"})
+                except NonFiniteError:
+                    raise
+                except Exception as error:
+                    raise RuntimeError(save_after_failure(done, metrics, error)) from error
                 stopping = stop.requested(done)
                 if done % config.checkpoint_every == 0 or done == config.num_steps or stopping:
                     save(done, metrics)

@@ -1,9 +1,12 @@
 """Restore images: `python scripts/restore.py --checkpoint DIR --input PATH --out PATH [--mask PATH]`.
 
 PATH is a file (png, jpg, tiff, npy; 8-bit, 16-bit or float; any size) or a folder, whose images are
-restored into --out with the same relative names. The output keeps the input's size, bit depth and
-value range. --mask marks the pixels to fill: 1 / white = missing (a file for every input, or a folder
-with a mask of the same relative name, any image suffix); the other pixels are kept exactly.
+restored into --out with the same relative names, each file atomically: a failed or killed run keeps the
+images it restored, and rerunning the same command restores the rest (the folder's .jaxgan-output.json
+records the job; other arguments need --force, which replaces the files in place). The output keeps
+the input's size, bit depth and value range. --mask marks the pixels to fill: 1 / white = missing (a
+file for every input, or a folder with a mask of the same relative name, any image suffix); the other
+pixels are kept exactly.
 
   --method restorer (default): DIR is a restorer's training workdir or converted model folder.
   --method gan-prior: DIR is a GAN workdir (G and D), or a converted generator with --discriminator DIR;
@@ -45,27 +48,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--blend", choices=("poisson", "feather"), default="poisson", help="gan-prior blending")
     parser.add_argument("--seed", type=int, default=0, help="gan-prior: seed of the initial latents")
     parser.add_argument("--no-ema", action="store_true", help="from a workdir: the live model, not its EMA")
-    parser.add_argument("--force", action="store_true", help="overwrite an existing --out")
+    parser.add_argument("--force", action="store_true",
+                        help="replace an existing --out (a folder of another job: file by file, in place)")
     args = parser.parse_args(argv)
 
     from jaxgan import cli
 
     cli.enable_compilation_cache()
-    from jaxgan.atomic import atomic_path, check_writable
+    from jaxgan.atomic import OutputFolder, check_writable, digest
     from jaxgan.checkpoint import CheckpointError
     from jaxgan.data.images import ImageError
-    from jaxgan.restoration.files import SUFFIXES, read_any, write_any
+    from jaxgan.restoration import files
 
     source, out = Path(args.input), Path(args.out)
     value_range = tuple(args.range) if args.range else None
     try:
-        check_writable(out, args.force)
+        if not source.is_dir():
+            check_writable(out, args.force)
         if not source.exists():
             raise FileNotFoundError(f"{source}: no such file or folder")
+        job = {"tool": "restore", "method": args.method, "checkpoint": str(Path(args.checkpoint).resolve()),
+               "input": str(source.resolve()), "mask": str(Path(args.mask).resolve()) if args.mask else None,
+               "ema": not args.no_ema, "range": value_range}
         if args.method == "restorer":
             from jaxgan.restoration.api import load_restorer, restore
 
             model = load_restorer(args.checkpoint, use_ema=not args.no_ema)
+            job.update(weights=digest(model.arch, model.variables), scale=args.scale, overlap=args.overlap,
+                       batch_size=args.batch_size)
 
             def run(path: Path, mask: Path | None):
                 return restore(path, model, mask, value_range=value_range, scale=args.scale, overlap=args.overlap,
@@ -74,6 +84,10 @@ def main(argv: list[str] | None = None) -> int:
             from jaxgan.restoration.gan_prior import load_gan, restore_file
 
             prior = load_gan(args.checkpoint, args.discriminator, use_ema=not args.no_ema)
+            job.update(weights=digest(prior.generator_arch, prior.generator_variables, prior.discriminator_arch,
+                                      prior.discriminator_variables),
+                       discriminator=str(Path(args.discriminator).resolve()) if args.discriminator else None,
+                       steps=args.steps, prior_weight=args.prior_weight, blend=args.blend, seed=args.seed)
 
             def run(path: Path, mask: Path | None):
                 if mask is None:
@@ -83,18 +97,30 @@ def main(argv: list[str] | None = None) -> int:
 
         mask_path = Path(args.mask) if args.mask else None
         if source.is_dir():
-            inputs = sorted(p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
+            inside = out.resolve()  # an output folder inside the input folder is not read as input (on a rerun)
+            inputs = sorted(p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in files.SUFFIXES
+                            and inside not in p.resolve().parents)
             if not inputs:
-                raise ImageError(f"{source} holds no images ({', '.join(sorted(SUFFIXES))})")
-            with atomic_path(out, directory=True) as folder:  # all or nothing
-                for path in inputs:
-                    relative = path.relative_to(source)
-                    mask = find_mask(mask_path, relative) if mask_path and mask_path.is_dir() else mask_path
-                    write_any(folder / relative, run(path, mask))
-                    print(f"restored {path} -> {out / relative}")
+                raise ImageError(f"{source} holds no images ({', '.join(sorted(files.SUFFIXES))})")
+            relatives = [path.relative_to(source) for path in inputs]
+            masks = [find_mask(mask_path, relative) if mask_path and mask_path.is_dir() else mask_path
+                     for relative in relatives]  # a missing mask is an error before any work
+            folder = OutputFolder(out, job, [relative.as_posix() for relative in relatives], force=args.force)
+            if folder.skipped:
+                print(folder.summary())
+            for path, relative, mask in zip(inputs, relatives, masks):
+                if relative.as_posix() in folder.complete:
+                    continue
+                restored = run(path, mask)
+                files.write_any(folder.target(relative.as_posix()), restored)  # atomic: whole or absent
+                folder.wrote([relative.as_posix()])
+                print(f"restored {path} -> {out / relative}")
+            removed = folder.finish()
+            if removed:
+                print(f"removed {removed:,} file(s) of the old output from {out}")
         else:
-            read_any(source)  # a clear error for an unreadable input before any work
-            write_any(out, run(source, mask_path))
+            files.read_any(source)  # a clear error for an unreadable input before any work
+            files.write_any(out, run(source, mask_path))
             print(f"restored {source} -> {out}")
     except (CheckpointError, ImageError, FileExistsError, FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)

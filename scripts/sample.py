@@ -2,14 +2,39 @@
 
 DIR is a converted generator (scripts/convert.py torch2jax) or a training workdir (its latest
 checkpoint; the EMA generator when the run keeps one). PATH ending in .png: one grid; .npy: a float32
-NHWC array in [-1, 1]; anything else: a folder with one PNG per image, written batch by batch.
+NHWC array in [-1, 1]; anything else: a folder with one PNG per image, written batch by batch, each
+file atomically. A failed or killed run keeps the images it wrote: rerun the same command to write the rest
+(the folder's .jaxgan-output.json records the job; other arguments need --force, which replaces the files
+in place and removes the old output's extra files only once the new one is complete).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+
+
+def generate_batches(arch: dict[str, Any], variables: Any, latents: np.ndarray, batch_size: int, batch_stats: bool,
+                     starts: Iterable[int]) -> Iterator[tuple[int, np.ndarray]]:
+    """(start, images) for those batches of `latents` that begin at `starts`: the batches, compiled shapes and so
+    the images of `iterate_generate` over all of them, so skipping finished batches never changes the others."""
+    import numpy as np
+
+    from jaxgan.sampling import iterate_generate
+
+    size = min(batch_size, len(latents))
+    for start in starts:
+        chunk = np.asarray(latents[start:start + size])
+        count = len(chunk)
+        if count < size and not batch_stats:  # iterate_generate pads the last batch to the compiled shape
+            chunk = np.concatenate([chunk, np.zeros((size - count,) + chunk.shape[1:], chunk.dtype)])
+        yield start, next(iterate_generate(arch, variables, chunk, size, batch_stats))[:count]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,41 +49,78 @@ def main(argv: list[str] | None = None) -> int:
                         help="BatchNorm with each batch's statistics (train mode), as pytorch/examples' grids")
     parser.add_argument("--no-ema", action="store_true", help="from a workdir: the live generator, not its EMA")
     parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--force", action="store_true", help="overwrite an existing --out")
+    parser.add_argument("--force", action="store_true",
+                        help="replace an existing --out (a folder of another job: file by file, in place)")
     args = parser.parse_args(argv)
 
     import numpy as np
-    from tqdm import tqdm
 
+    from jaxgan import monitor
     from jaxgan.atomic import atomic_path, check_writable
     from jaxgan.checkpoint import CheckpointError
     from jaxgan.data.order import sample_latents
-    from jaxgan.monitor import image_grid, save_png
     from jaxgan.sampling import iterate_generate, load_generator
 
     out = Path(args.out)
+    folder_output = out.suffix not in (".png", ".npy")
     try:
-        check_writable(out, args.force)
+        if not folder_output:
+            check_writable(out, args.force)
         arch, variables = load_generator(args.checkpoint, use_ema=not args.no_ema)
         latents = np.load(args.latents) if args.latents else sample_latents(args.seed, args.num, arch["nz"])
-        batches = iterate_generate(arch, variables, latents, args.batch_size, args.batch_stats)
-        if out.suffix == ".png":
-            save_png(image_grid(np.concatenate(list(batches))), out)
-        elif out.suffix == ".npy":
-            with atomic_path(out) as temporary, open(temporary, "wb") as handle:
-                np.save(handle, np.concatenate(list(batches)).astype(np.float32))
+        if folder_output:
+            report = write_folder(out, args, arch, variables, latents)
         else:
-            with atomic_path(out, directory=True) as folder:
-                index = 0
-                for batch in tqdm(batches, total=-(-len(latents) // args.batch_size), unit="batch"):
-                    for image in batch:
-                        save_png(image_grid(image[None], padding=0), folder / f"{index:06d}.png")
-                        index += 1
+            batches = iterate_generate(arch, variables, latents, args.batch_size, args.batch_stats)
+            if out.suffix == ".png":
+                monitor.save_png(monitor.image_grid(np.concatenate(list(batches))), out)
+            else:
+                with atomic_path(out) as temporary, open(temporary, "wb") as handle:
+                    np.save(handle, np.concatenate(list(batches)).astype(np.float32))
+            report = f"wrote {len(latents)} image(s) to {out}"
     except (CheckpointError, FileExistsError, FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    print(f"wrote {len(latents)} image(s) to {out}")
+    print(report)
     return 0
+
+
+def write_folder(out: Path, args: argparse.Namespace, arch: dict[str, Any], variables: Any,
+                 latents: np.ndarray) -> str:
+    """One PNG per image into `out`, each atomically; a rerun of the same job skips the complete files (and the
+    batches whose images are all there), so an interrupted run loses nothing. Returns the closing line."""
+    from tqdm import tqdm
+
+    from jaxgan import monitor
+    from jaxgan.atomic import OutputFolder, digest
+
+    job = {"tool": "sample", "checkpoint": str(Path(args.checkpoint).resolve()), "weights": digest(arch, variables),
+           "ema": not args.no_ema, "batch_stats": args.batch_stats, "batch_size": args.batch_size}
+    if args.latents:
+        job.update(latents=str(Path(args.latents).resolve()), latents_digest=digest(latents))
+    else:
+        job.update(num=args.num, seed=args.seed)
+    names = [f"{index:06d}.png" for index in range(len(latents))]
+    folder = OutputFolder(out, job, names, force=args.force)
+    if folder.skipped:
+        print(folder.summary())
+    size = max(1, min(args.batch_size, len(latents)))
+    starts = [start for start in range(0, len(latents), size)
+              if any(name not in folder.complete for name in names[start:start + size])]
+    written = 0
+    batches = generate_batches(arch, variables, latents, args.batch_size, args.batch_stats, starts)
+    for start, images in tqdm(batches, total=len(starts), unit="batch"):
+        done = []
+        for offset, image in enumerate(images):
+            name = names[start + offset]
+            if name not in folder.complete:  # a batch cut short: only its missing images
+                monitor.save_png(monitor.image_grid(image[None], padding=0), folder.target(name))
+                done.append(name)
+        folder.wrote(done)
+        written += len(done)
+    removed = folder.finish()
+    report = f"wrote {written:,} image(s) to {out}" + (f" ({folder.skipped:,} already there)" if folder.skipped else "")
+    return report + (f"; removed {removed:,} file(s) of the old output" if removed else "")
 
 
 if __name__ == "__main__":

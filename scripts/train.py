@@ -17,6 +17,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", help="where checkpoints, logs and samples go (default: workdirs/CONFIG, a sweep "
                         "workdirs/CONFIG_sweep); "
                         "an existing workdir resumes from its latest checkpoint")
+    parser.add_argument("--allow-data-change", action="store_true", help="resume even though the data folder's "
+                        "files changed since the run started (its fingerprint in run.json); batches then differ")
     parser.add_argument("--coordinator-address", help="HOST:PORT of process 0, for multi-process runs "
                         "(auto-detected on Cloud TPU slices, SLURM and Open MPI)")
     parser.add_argument("--num-processes", type=int, help="processes in a multi-process run")
@@ -45,10 +47,10 @@ def main(argv: list[str] | None = None) -> int:
         sharding.initialize_distributed(args.coordinator_address, args.num_processes, args.process_id)
     try:
         if spec is None:
-            trainer.train(config, workdir)
+            trainer.train(config, workdir, allow_data_change=args.allow_data_change)
         else:
             sweep_train.train_sweep(config, spec, workdir, args.sweep_mode, args.sort_by, args.ref,
-                                    args.inception_weights)
+                                    args.inception_weights, args.allow_data_change)
     except (trainer.NonFiniteError, checkpoint.CheckpointError, FileNotFoundError, ValueError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -14,6 +14,7 @@ from PIL import Image
 from jaxgan import checkpoint
 from jaxgan import config as config_lib
 from jaxgan.data.images import ImageError
+from jaxgan.restoration import files
 from jaxgan.restoration.api import load_restorer, restore
 from jaxgan.restoration.files import read_any, write_any
 from jaxgan.state import generator_arch, init_state, make_models, sample_variables
@@ -140,7 +141,8 @@ def test_clear_errors_and_nothing_half_written(inpainter, gan_workdir, tmp_path)
         restore(tmp_path / "broken.png", inpainter[0], np.ones((60, 80), bool))
     with pytest.raises(checkpoint.CheckpointError, match="'gan' run"):
         load_restorer(gan_workdir[0])
-    # a folder with one unreadable image: error, and no output folder at all
+    # a folder whose first image fails (its mask is too small): error, and no output folder at all (a folder is
+    # written file by file, and made only for its first file)
     folder = tmp_path / "inputs"
     folder.mkdir()
     Image.fromarray(photo).save(folder / "good.png")
@@ -167,6 +169,65 @@ def test_folder_in_folder_out_with_a_mask_folder(inpainter, tmp_path):
         assert out.shape == original.shape
         if name.endswith(".png"):
             np.testing.assert_array_equal(out[~hole], original[~hole])
+
+
+def test_an_interrupted_folder_restore_resumes_and_force_replaces_it(inpainter, tmp_path, monkeypatch, capsys):
+    inputs, masks = tmp_path / "in", tmp_path / "masks"
+    names = ["a.png", "b.png", "sub/c.png"]
+    for index, name in enumerate(names):
+        image = skimage.data.coffee()[10 * index:10 * index + 40, :60]
+        for folder, array in ((inputs, image), (masks, hole_mask(40, 60))):
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(array).save(folder / name)
+
+    def run(out, *args):
+        return restore_script.main(["--checkpoint", str(inpainter[0]), "--input", str(inputs), "--mask", str(masks),
+                                    "--out", str(out), *args])
+
+    def contents(folder):
+        return {name: (folder / name).read_bytes() for name in names if (folder / name).exists()}
+
+    real_write = files.write_any
+
+    def fail_after(count, before_each=lambda: None):
+        written = []
+
+        def write_any(path, array):
+            before_each()
+            if len(written) == count:
+                raise RuntimeError("killed")
+            written.append(path)
+            return real_write(path, array)
+
+        monkeypatch.setattr(files, "write_any", write_any)
+        return written
+
+    assert run(tmp_path / "whole") == 0
+    expected = contents(tmp_path / "whole")
+    out = tmp_path / "out"
+    fail_after(2)
+    with pytest.raises(RuntimeError, match="killed"):
+        run(out)
+    assert contents(out) == {name: expected[name] for name in names[:2]}  # the images done before the failure
+    written = fail_after(None)
+    capsys.readouterr()
+    assert run(out) == 0
+    assert f"skipping 2 images already written in {out}; writing 1" in capsys.readouterr().out
+    assert [path.name for path in written] == ["c.png"] and contents(out) == expected
+    # other options into the same folder: an error naming the option, the folder untouched
+    assert run(out, "--overlap", "4") == 1
+    error = capsys.readouterr().err
+    assert str(out) in error and "overlap was None, now 4" in error and "--force" in error
+    assert contents(out) == expected
+    # --force replaces the images in place: a failure midway leaves every file there
+    fail_after(1, lambda: len(contents(out)) == 3 or pytest.fail("an old image went missing"))
+    with pytest.raises(RuntimeError, match="killed"):
+        run(out, "--overlap", "4", "--force")
+    assert sorted(contents(out)) == names
+    fail_after(None)
+    assert run(out, "--overlap", "4", "--force") == 0
+    assert run(tmp_path / "reference", "--overlap", "4") == 0
+    assert contents(out) == contents(tmp_path / "reference")
 
 
 def test_evaluate_restore_prints_its_table_and_writes_json(inpainter, tmp_path, capsys):

@@ -122,9 +122,10 @@ def test_float32_first_step_and_losses_agree_across_layouts(tmp_path):
                 assert abs(got[step][key] - reference[step][key]) <= 1e-3 * abs(reference[step][key]), (step, key)
 
 
-def test_sigterm_to_one_process_stops_all_at_the_same_step(tmp_path):
-    """A preempted host: SIGTERM reaches process 1 only; through JAX's preemption sync point both
-    processes save the same step together and exit cleanly."""
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "ctrl-c"])
+def test_a_signal_to_one_process_stops_all_at_the_same_step(tmp_path, stop_signal):
+    """A preempted host (SIGTERM) or Ctrl-C (SIGINT) reaches process 1 only; through JAX's preemption sync
+    point both processes save the same step together and exit cleanly (no hang at the next collective)."""
     settings = {**SETTINGS, "num_steps": 100_000, "checkpoint_every": 100_000, "ema_decay": 0.0}
     command = [sys.executable, str(ROOT / "scripts" / "train.py"), "--config", "dcgan32", "--workdir",
                str(tmp_path / "run"), *[f"--config.{k}={v}" for k, v in settings.items()]]
@@ -136,7 +137,7 @@ def test_sigterm_to_one_process_stops_all_at_the_same_step(tmp_path):
     for line in running[0].stdout:  # process 0 logs every step; wait until training is under way
         if "step 3:" in line:
             break
-    running[1].send_signal(signal.SIGTERM)
+    running[1].send_signal(stop_signal)
     outputs = [p.communicate(timeout=300)[0] for p in running]
     assert [p.returncode for p in running] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
     assert "stopping on signal" in outputs[0]

@@ -20,6 +20,7 @@ import pytest
 
 from jaxgan import checkpoint, preemption, sweep_summary, sweep_train, trainer
 from jaxgan.config import ConfigError
+from jaxgan.data.sources import make_source
 from jaxgan.sweep import SweepError, SweepSpec, load_sweep_file, parse_sweep_flags
 from scripts import train as train_script
 from tests.helpers import ROOT, final_arrays, overrides, tiny_config
@@ -160,6 +161,40 @@ def test_restoration_sweep_over_loss_weights_equals_single_runs(tmp_path):
     losses = [sweep_summary.latest_values(tmp_path / "sweep" / name / "metrics.jsonl")["loss/g"]
               for name in spec.names()]
     assert losses[0] != losses[1]
+
+
+@pytest.mark.parametrize("data", ["photos", "digits", "fake"])
+def test_each_sweep_stream_reads_the_source_its_data_seed_makes(data):
+    base = sweep_config(data=data)
+    batches = sweep_train.SweepBatches(make_source(base), base, parse_sweep_flags(["seed=0,3"]).configs(base),
+                                       slice(None))
+    for seed, stream in batches.streams.items():
+        single = make_source(base.replace(seed=seed))
+        assert [stream.source.load(i, p).tobytes() for i, p in ((0, 0), (1, 5))] == [
+            single.load(i, p).tobytes() for i, p in ((0, 0), (1, 5))]
+
+
+def test_a_sweep_over_seeds_on_photos_equals_its_single_runs(tmp_path):
+    """Photos' random crops are keyed by the data seed: each run's stream crops with its own data seed (seed 1
+    through data_seed = seed, data_seed 2 given), not the base config's (0), as its single run does."""
+    base = sweep_config(data="photos", dtype="float64", num_steps=3, checkpoint_every=3)
+    spec = SweepSpec(({"seed": 1}, {"seed": 0, "data_seed": 2}))
+    with jax.enable_x64(True):
+        sweep_train.train_sweep(base, spec, tmp_path / "sweep", mode="unrolled")
+        for index, (config, name) in enumerate(zip(spec.configs(base), spec.names())):
+            trainer.train(config, tmp_path / str(index))
+            assert_close(final_arrays(tmp_path / "sweep" / name), final_arrays(tmp_path / str(index)), 1e-9)
+
+
+def test_a_restoration_sweep_over_data_seeds_on_photos_equals_its_single_run(tmp_path):
+    """The restoration configs' default data, photos, under a (vmapped) sweep of data seeds: run 1 is its single run."""
+    base = sweep_config(task="restore", data="photos", dtype="float64", num_steps=2, checkpoint_every=2,
+                        restorer_width=8, eval_num=4)
+    spec = parse_sweep_flags(["data_seed=1,2"])
+    with jax.enable_x64(True):
+        sweep_train.train_sweep(base, spec, tmp_path / "sweep", mode="vmap")
+        trainer.train(spec.configs(base)[1], tmp_path / "single")  # data_seed 2
+        assert_close(final_arrays(tmp_path / "sweep" / spec.names()[1]), final_arrays(tmp_path / "single"), 1e-9)
 
 
 def test_vmapped_sweep_over_a_runs_by_data_mesh_equals_single_runs(single_runs_float64, tmp_path):

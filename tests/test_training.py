@@ -72,6 +72,34 @@ def test_sigkill_then_resume_is_bit_for_bit(tmp_path):
         np.testing.assert_array_equal(got[key], expected[key], err_msg=key)
 
 
+def test_sigkill_during_an_actual_save_resumes_from_the_previous_checkpoint(tmp_path):
+    """A kill while orbax is writing checkpoint 4 (its temporary folder exists, the final name does not):
+    the next run resumes from step 2 and ends bit for bit as an uninterrupted run. Wide models make the
+    state about 80 MB, so the write lasts long enough to be hit."""
+    steps = dict(num_steps=4, checkpoint_every=2, ngf=128, ndf=128, batch_size=4, sample_every=100)
+    reference = run_train(tmp_path / "reference", **steps)
+    assert reference.returncode == 0, reference.stderr[-3000:]
+    workdir = tmp_path / "killed"
+    process = subprocess.Popen(train_command(workdir, **steps), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoints, deadline = workdir / "checkpoints", time.time() + 300
+    writing = []
+    while not writing and time.time() < deadline and process.poll() is None:
+        if (checkpoints / "2").is_dir():
+            writing = [p for p in checkpoints.iterdir() if p.name.startswith("4.") and "tmp" in p.name]
+        time.sleep(0.001)
+    process.send_signal(signal.SIGKILL)
+    assert process.wait(60) == -signal.SIGKILL
+    assert writing and not (checkpoints / "4").exists(), "the kill missed the save of step 4"
+    assert checkpoint.Checkpoints(workdir).all_steps() == [2]
+    resumed = run_train(workdir, **steps)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming from step 2" in resumed.stderr + resumed.stdout
+    expected, got = final_arrays(tmp_path / "reference"), final_arrays(workdir)
+    assert expected.keys() == got.keys()
+    for key in expected:
+        np.testing.assert_array_equal(got[key], expected[key], err_msg=key)
+
+
 def test_sigterm_checkpoints_the_current_step(tmp_path):
     workdir = tmp_path / "run"
     process = subprocess.Popen(train_command(workdir, num_steps=100_000, checkpoint_every=1000, log_every=1),

@@ -98,6 +98,8 @@ def train_step(run: Run, images: np.ndarray, latents: np.ndarray,
                augment: np.ndarray | None = None) -> dict[str, torch.Tensor]:
     """One step of the seed's loop on uint8 NHWC `images` and (N, nz) `latents`; metrics stay tensors.
     With the config's DiffAugment, `augment` holds the batch's draws (N, USES, NUM_DRAWS)."""
+    # The seed's BCELoss on D's Sigmoid: where D saturates (|logit| > 27, or sigmoid rounds to 0 or 1) its
+    # values and gradients part from jaxgan's loss on logits, as `jaxgan.losses.bce_with_logits` details.
     generator, discriminator, criterion = run.generator, run.discriminator, nn.BCELoss()
     operations = parse_policy(run.config.augment)
     draws = None if augment is None else torch.from_numpy(np.asarray(augment)).to(run.device)

@@ -39,6 +39,11 @@ class Source:
     def describe(self) -> str:
         return f"{self.name}: {len(self)} examples"
 
+    def with_data_seed(self, data_seed: int) -> Source:
+        """The source that a config with data seed `data_seed` reads (for a sweep's runs, which differ in it):
+        itself, unless its examples depend on the data seed."""
+        return self
+
 
 @functools.lru_cache(maxsize=8)
 def digits_images(image_size: int, nc: int) -> np.ndarray:
@@ -112,6 +117,10 @@ class Photos(Source):
     def describe(self) -> str:
         return (f"built-in 'photos' ({self.split} split): random {self.image_size}x{self.image_size} crops of "
                 f"{', '.join(self.names)}")
+
+    def with_data_seed(self, data_seed: int) -> Photos:
+        """The crops and flips are keyed by the data seed: the same photos cropped with `data_seed`'s."""
+        return Photos(self.image_size, self.nc, self.split, data_seed)
 
 
 def random_crop(image: np.ndarray, size: int, nc: int, rng: np.random.Generator, max_scale: float = 2.0,

@@ -20,6 +20,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import traverse_util
 
+from jaxgan.models.layers import DEFAULT_PRECISION, lax_precision
+
 INPUT_SIZE = 16
 FEATURES = 64
 CLASSES = 10
@@ -28,16 +30,19 @@ WEIGHTS_PATH = Path(__file__).parent / "digits_classifier.safetensors"
 
 
 class DigitsNet(nn.Module):
-    """(N, 16, 16, 1) in [-1, 1] -> (features (N, 64), logits (N, 10))."""
+    """(N, 16, 16, 1) in [-1, 1] -> (features (N, 64), logits (N, 10)); convolutions and products at `precision`."""
+
+    precision: str = DEFAULT_PRECISION
 
     @nn.compact
     def __call__(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
-        x = nn.relu(nn.Conv(32, (3, 3), name="conv_0")(x))  # (N, 16, 16, 32)
+        precision = lax_precision(self.precision)
+        x = nn.relu(nn.Conv(32, (3, 3), precision=precision, name="conv_0")(x))  # (N, 16, 16, 32)
         x = nn.max_pool(x, (2, 2), (2, 2))  # (N, 8, 8, 32)
-        x = nn.relu(nn.Conv(64, (3, 3), name="conv_1")(x))  # (N, 8, 8, 64)
+        x = nn.relu(nn.Conv(64, (3, 3), precision=precision, name="conv_1")(x))  # (N, 8, 8, 64)
         x = nn.max_pool(x, (2, 2), (2, 2))  # (N, 4, 4, 64)
-        features = nn.Dense(FEATURES, name="dense_0")(x.reshape(x.shape[0], -1))  # (N, 64)
-        return features, nn.Dense(CLASSES, name="dense_1")(nn.relu(features))  # (N, 10)
+        features = nn.Dense(FEATURES, precision=precision, name="dense_0")(x.reshape(x.shape[0], -1))  # (N, 64)
+        return features, nn.Dense(CLASSES, precision=precision, name="dense_1")(nn.relu(features))  # (N, 10)
 
 
 def to_input(images: jax.Array) -> jax.Array:
@@ -53,9 +58,9 @@ def to_input(images: jax.Array) -> jax.Array:
     return gray
 
 
-def classify(variables: Any, images: jax.Array) -> tuple[jax.Array, jax.Array]:
+def classify(variables: Any, images: jax.Array, precision: str = DEFAULT_PRECISION) -> tuple[jax.Array, jax.Array]:
     """Pure (traceable) features and logits of NHWC digit images; compose it under `jit`."""
-    return DigitsNet().apply(variables, to_input(images))
+    return DigitsNet(precision).apply(variables, to_input(images))
 
 
 @functools.lru_cache(maxsize=4)
@@ -80,9 +85,12 @@ def flat_weights(variables: Any) -> dict[str, np.ndarray]:
 class DigitsClassifier:
     """`DigitsClassifier()(images)` -> (N, 64) features; `features_and_logits` adds the (N, 10) logits."""
 
-    def __init__(self, weights_path: str | os.PathLike = WEIGHTS_PATH, batch_size: int = 500):
+    def __init__(self, weights_path: str | os.PathLike = WEIGHTS_PATH, batch_size: int = 500,
+                 precision: str = DEFAULT_PRECISION):
+        lax_precision(precision)  # an unknown name fails here, not at the first batch
         self.variables = load_variables(Path(weights_path))
         self.batch_size = batch_size
+        self.precision = precision
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         return self.features_and_logits(images)[0]
@@ -90,10 +98,11 @@ class DigitsClassifier:
     def features_and_logits(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         from jaxgan.metrics.batches import in_fixed_batches
 
-        return in_fixed_batches(lambda chunk: compiled_classify(self.variables, chunk), images, self.batch_size)
+        return in_fixed_batches(lambda chunk: compiled_classify(self.variables, chunk, self.precision), images,
+                                self.batch_size)
 
 
-compiled_classify = jax.jit(classify)  # one compiled function per shape for every user
+compiled_classify = jax.jit(classify, static_argnames="precision")  # one compiled function per shape for every user
 
 
 def class_histogram(logits: np.ndarray) -> np.ndarray:

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxgan.models.generator import num_upsamplings
-from jaxgan.models.layers import BatchNorm, Conv, Dtype
+from jaxgan.models.layers import DEFAULT_PRECISION, BatchNorm, Conv, Dtype
 
 
 class Discriminator(nn.Module):
@@ -25,16 +25,18 @@ class Discriminator(nn.Module):
     image_size: int = 64
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
+    precision: str = DEFAULT_PRECISION  # of every convolution and product: "default", "high" or "highest"
 
     @nn.compact
     def __call__(self, images: jax.Array, train: bool = True) -> jax.Array:
         layers = num_upsamplings(self.image_size)
         kwargs = dict(dtype=self.dtype, param_dtype=self.param_dtype)
-        x = Conv(self.ndf, 2, 1, name="conv_0", **kwargs)(images)
+        conv_kwargs = dict(kwargs, precision=self.precision)
+        x = Conv(self.ndf, 2, 1, name="conv_0", **conv_kwargs)(images)
         x = nn.leaky_relu(x, 0.2)  # (N, S/2, S/2, ndf)
         for i in range(1, layers):
-            x = Conv(self.ndf * 2**i, 2, 1, name=f"conv_{i}", **kwargs)(x)
+            x = Conv(self.ndf * 2**i, 2, 1, name=f"conv_{i}", **conv_kwargs)(x)
             x = nn.leaky_relu(BatchNorm(name=f"bn_{i}", **kwargs)(x, train), 0.2)
             # (N, S/2**(i+1), S/2**(i+1), ndf*2**i): at S=64 (N, 16, 16, ndf*2) ... (N, 4, 4, ndf*8)
-        x = Conv(1, 1, 0, name=f"conv_{layers}", **kwargs)(x)  # (N, 1, 1, 1)
+        x = Conv(1, 1, 0, name=f"conv_{layers}", **conv_kwargs)(x)  # (N, 1, 1, 1)
         return x.reshape(x.shape[0]).astype(jnp.promote_types(self.dtype, jnp.float32))

@@ -62,6 +62,8 @@ class LoadedRestorer:
 
         dtype = jax.tree.leaves(self.variables["params"])[0].dtype
         model = build_model(self.arch, dtype)
+        if self.config is not None:  # a training workdir: its precision (a converted folder: the default)
+            model = model.clone(precision=self.config.precision)
         variables = jax.device_put(self.variables)
 
         @jax.jit
