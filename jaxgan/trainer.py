@@ -194,8 +194,8 @@ def _train(config: config_lib.Config, workdir: Path, mesh, source) -> TrainState
 
     try:
         with preemption.StopRequest() as stop:
-            for step, host_batch in zip(range(start, config.num_steps),
-                                        batches.iterate(start, config.num_steps, config.loader_threads)):
+            feed = TimedBatches(batches.iterate(start, config.num_steps, config.loader_threads))
+            for step, host_batch in zip(range(start, config.num_steps), feed):
                 state, metrics = step_fn(state, sharding.to_global(host_batch, mesh))
                 done = step + 1
                 monitor.advance()
@@ -208,10 +208,11 @@ def _train(config: config_lib.Config, workdir: Path, mesh, source) -> TrainState
                     if done % config.log_every == 0 or done == config.num_steps:
                         check_finite(done, metrics)
                         now = time.perf_counter()
+                        wait_ms = 1000 * feed.take() / (done - last_step)
                         seconds, last_time, last_step = (now - last_time) / (done - last_step), now, done
                         values = {k: float(v) for k, v in jax.device_get(metrics).items()}
-                        monitor.log(done, log_scalars(values, seconds, config.batch_size),
-                                    log_line(done, values, seconds))
+                        scalars = {**log_scalars(values, seconds, config.batch_size), "speed/data_wait_ms": wait_ms}
+                        monitor.log(done, scalars, log_line(done, values, seconds))
                     if done % config.sample_every == 0 or done == config.num_steps:
                         grid = monitor.images(done, sample(state))
                     if evaluator is not None and (done % config.eval_every == 0 or done == config.num_steps):
@@ -235,6 +236,29 @@ def _train(config: config_lib.Config, workdir: Path, mesh, source) -> TrainState
         checkpoints.close()
         monitor.close()
     return state
+
+
+class TimedBatches:
+    """The batch iterator, counting the time the loop waits for each batch (`speed/data_wait_ms`): time the
+    host is blocked on data, an upper bound on the time the devices idle for it (dispatch is asynchronous)."""
+
+    def __init__(self, batches):
+        self.batches, self.waited = iter(batches), 0.0
+
+    def __iter__(self) -> TimedBatches:
+        return self
+
+    def __next__(self):
+        started = time.perf_counter()
+        try:
+            return next(self.batches)
+        finally:
+            self.waited += time.perf_counter() - started
+
+    def take(self) -> float:
+        """Seconds waited since the last call."""
+        waited, self.waited = self.waited, 0.0
+        return waited
 
 
 class DurationEstimate:

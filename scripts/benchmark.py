@@ -124,10 +124,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.models, args.batches, args.dtypes, args.modes = ["dcgan64"], [64], ["float32"], ["eager"]
     if args.loaders:
-        rows = [run_worker(dict(framework="loader", data=data, image_size=64, batch=64, steps=args.steps,
-                                threads=threads)) for data in ("digits", "photos", "folder") for threads in (1, 8)]
-        text = "\n".join(["| data (64x64) | threads | img/s |", "|---|---|---|"] +
-                         [f"| {r['data']} | {r['threads']} | {r['img_per_s']:.0f} |" for r in rows])
+        loaders = [(data, 64) for data in ("digits", "photos", "folder", "prepared")]
+        loaders += [(data, 128) for data in ("folder", "prepared")]
+        rows = [run_worker(dict(framework="loader", data=data, image_size=size, batch=64, steps=args.steps,
+                                threads=threads)) for data, size in loaders for threads in (1, 8)]
+        text = "\n".join(["| data | size | threads | img/s |", "|---|---|---|---|"] +
+                         [f"| {r['data']} | {r['image_size']} | {r['threads']} | {r['img_per_s']:.0f} |" for r in rows])
     elif args.sweep:
         rows = [run_worker(dict(framework="sweep", runs=args.sweep, batch=64, steps=args.steps, form=form))
                 for _ in range(args.rounds) for form in ("sequential", "sweep")]

@@ -17,7 +17,7 @@ import pytest
 from tests.helpers import ROOT
 
 FIRST_PARTY = {"jaxgan", "torch_ref", "scripts", "configs", "tests", "parity_tests"}
-SCRIPTS = ("jaxgan-train", "jaxgan-sample", "jaxgan-convert", "jaxgan-evaluate", "jaxgan-restore")
+SCRIPTS = ("jaxgan-train", "jaxgan-sample", "jaxgan-convert", "jaxgan-evaluate", "jaxgan-restore", "jaxgan-prepare")
 
 
 def imported_modules(folders: tuple[str, ...]) -> dict[str, str]:
@@ -101,12 +101,14 @@ def test_one_tiny_real_call_of_each_console_script(installed, tmp_path):
         "jaxgan-sample": ["--checkpoint", "run", "--out", "grid.png", "--num", "4"],
         "jaxgan-convert": ["jax2torch", "--model", "generator", "run", "generator.safetensors"],
         "jaxgan-evaluate": ["gan", "--checkpoint", "run", "--metric", "modes", "--num", "20", "--batch-size", "10"],
+        "jaxgan-prepare": ["digits", "prepared", "--image-size", "32", "--nc", "1", "--quiet"],
     }
     for name, args in calls.items():
         result = run_script(installed, name, *args, cwd=tmp_path)
         assert result.returncode == 0, (name, result.stderr[-3000:])
+        assert name != "jaxgan-evaluate" or "modes" in result.stdout
     assert (tmp_path / "grid.png").is_file() and (tmp_path / "generator.safetensors").is_file()
-    assert "modes" in result.stdout
+    assert (tmp_path / "prepared" / "prepared.json").is_file()
     import numpy as np
     from PIL import Image
 

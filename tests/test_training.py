@@ -44,7 +44,8 @@ def test_run_writes_checkpoints_events_and_grids(trained_workdir):
         event = event_pb2.Event.FromString(data[offset + 12:offset + 12 + length])
         tags.update(value.tag for value in event.summary.value)
         offset += length + 16
-    assert {"loss/d", "loss/g", "d/x", "d/g_z1", "d/g_z2", "speed/img_per_s", "samples", "_hparams_/experiment"} <= tags
+    assert {"loss/d", "loss/g", "d/x", "d/g_z1", "d/g_z2", "speed/img_per_s", "speed/data_wait_ms", "samples",
+            "_hparams_/experiment"} <= tags
 
 
 def test_sigkill_then_resume_is_bit_for_bit(tmp_path):

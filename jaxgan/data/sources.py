@@ -170,7 +170,8 @@ class Folder(Source):
 
 
 def make_source(config: Config, split: str | None = None) -> Source:
-    """The data set a config names (`config.data`; "" = the built-in default, digits)."""
+    """The data set a config names (`config.data`; "" = the built-in default, digits; a folder holding prepared.json
+    is a prepared set, jaxgan.data.prepared)."""
     data, split = config.data or DEFAULT_DATA, split or config.data_split
     if data == "digits":
         return Digits(config.image_size, config.nc, split)
@@ -178,4 +179,8 @@ def make_source(config: Config, split: str | None = None) -> Source:
         return Photos(config.image_size, config.nc, split, config.resolved_data_seed)
     if data == "fake":
         return Fake(config.image_size, config.nc)
+    from jaxgan.data import prepared
+
+    if prepared.is_prepared(data):  # a folder made by scripts/prepare_data.py (or a broken copy: refused)
+        return prepared.PreparedSource(data, config.image_size, config.nc)
     return Folder(data, config.image_size, config.nc)
