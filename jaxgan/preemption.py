@@ -44,6 +44,11 @@ class StopRequest:
             self.signal = self.signal or signal.SIGTERM
         return self.signal is not None
 
+    @property
+    def signal_name(self) -> str:
+        """The signal's name (SIGTERM, SIGINT), for the stop message."""
+        return signal.Signals(self.signal).name if self.signal is not None else "none"
+
     def __exit__(self, *exc) -> None:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)

@@ -331,8 +331,8 @@ def train_sweep(base: Config, spec: SweepSpec, workdir: str | os.PathLike, mode:
                             runs.save(k, done, run_state)
                     if stopping:
                         interrupted = True
-                        write(f"stopping on signal {stop.signal}: checkpoints written at step {done}; run the same "
-                              "command again to resume the sweep")
+                        write(f"stopping on signal {stop.signal_name}: checkpoints written at step {done}; run the "
+                              "same command again to resume the sweep")
                         break
                     if not running:
                         write(f"every run has stopped (non-finite) by step {done}")

@@ -226,7 +226,7 @@ def _train(config: config_lib.Config, workdir: Path, mesh, source) -> TrainState
                 if done % config.checkpoint_every == 0 or done == config.num_steps or stopping:
                     save(done, metrics)
                 if stopping:
-                    monitor.write(f"stopping on signal {stop.signal}: checkpoint written at step {done}")
+                    monitor.write(f"stopping on signal {stop.signal_name}: checkpoint written at step {done}")
                     break
             else:
                 seconds = time.perf_counter() - timer.started

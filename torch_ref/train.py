@@ -284,7 +284,7 @@ def train(config: config_lib.Config, workdir: str | os.PathLike, resume: str | o
                 if done % config.checkpoint_every == 0 or done == config.num_steps or stopping:
                     save(done)
                 if stopping:
-                    monitor.write(f"stopping on signal {stop.signal}: checkpoint written at step {done}")
+                    monitor.write(f"stopping on signal {stop.signal_name}: checkpoint written at step {done}")
                     break
     finally:
         monitor.close()
