@@ -43,3 +43,11 @@ def final_arrays(workdir: Path, step: int | None = None) -> dict[str, np.ndarray
 
     _, state, _ = restore_training_state(workdir, step)
     return {jax.tree_util.keystr(path): np.asarray(leaf) for path, leaf in jax.tree_util.tree_leaves_with_path(state)}
+
+
+def assert_same_final_arrays(reference: Path, workdir: Path, step: int | None = None) -> None:
+    """Two workdirs' checkpoints (the latest, or `step`) hold the same arrays, bit for bit."""
+    expected, got = final_arrays(reference, step), final_arrays(workdir, step)
+    assert expected.keys() == got.keys()
+    for key, value in expected.items():
+        np.testing.assert_array_equal(got[key], value, err_msg=key)

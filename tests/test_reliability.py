@@ -22,7 +22,7 @@ from jaxgan.data.sources import make_source
 from jaxgan.state import init_state, make_models
 from jaxgan.train_step import gan_step
 from jaxgan.workdir_lock import WorkdirBusyError, WorkdirLock
-from tests.helpers import ROOT, final_arrays, run_train, tiny_config
+from tests.helpers import ROOT, assert_same_final_arrays, run_train, tiny_config
 
 
 def failing_sampler(fail_at_call: int):
@@ -53,10 +53,7 @@ def test_failure_outside_the_step_writes_a_checkpoint_first(tmp_path, monkeypatc
     assert checkpoint.Checkpoints(tmp_path / "failed").all_steps() == [8]
     monkeypatch.undo()
     trainer.train(config.replace(num_steps=8), tmp_path / "reference")
-    saved, reference = final_arrays(tmp_path / "failed", 8), final_arrays(tmp_path / "reference", 8)
-    assert saved.keys() == reference.keys()
-    for key, value in reference.items():
-        np.testing.assert_array_equal(saved[key], value, err_msg=key)  # the state at the failure, bit for bit
+    assert_same_final_arrays(tmp_path / "reference", tmp_path / "failed", 8)  # the state at the failure
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from jaxgan import checkpoint, sharding, trainer
-from tests.helpers import final_arrays, run_train, tiny_config, train_command
+from tests.helpers import assert_same_final_arrays, run_train, tiny_config, train_command
 
 
 def test_run_writes_checkpoints_events_and_grids(trained_workdir):
@@ -67,10 +67,7 @@ def test_sigkill_then_resume_is_bit_for_bit(tmp_path):
     resumed = run_train(workdir, **steps)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resuming from step" in resumed.stderr + resumed.stdout
-    expected, got = final_arrays(tmp_path / "reference"), final_arrays(workdir)
-    assert expected.keys() == got.keys()
-    for key in expected:
-        np.testing.assert_array_equal(got[key], expected[key], err_msg=key)
+    assert_same_final_arrays(tmp_path / "reference", workdir)
 
 
 def test_sigkill_during_an_actual_save_resumes_from_the_previous_checkpoint(tmp_path):
@@ -95,10 +92,7 @@ def test_sigkill_during_an_actual_save_resumes_from_the_previous_checkpoint(tmp_
     resumed = run_train(workdir, **steps)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resuming from step 2" in resumed.stderr + resumed.stdout
-    expected, got = final_arrays(tmp_path / "reference"), final_arrays(workdir)
-    assert expected.keys() == got.keys()
-    for key in expected:
-        np.testing.assert_array_equal(got[key], expected[key], err_msg=key)
+    assert_same_final_arrays(tmp_path / "reference", workdir)
 
 
 def test_sigterm_checkpoints_the_current_step(tmp_path):
