@@ -301,7 +301,7 @@ def test_a_signal_saves_every_run_at_the_current_step(digits_sweeps, tmp_path, m
     sweep_train.train_sweep(digits_sweeps["base"], digits_sweeps["spec"], tmp_path)
     for name in digits_sweeps["spec"].names():
         assert checkpoint.Checkpoints(tmp_path / name).all_steps() == [2, 3]
-    assert "stopping on signal 15: checkpoints written at step 3" in capsys.readouterr().out
+    assert "stopping on signal SIGTERM: checkpoints written at step 3" in capsys.readouterr().out
     assert not (tmp_path / "summary.json").exists()  # the summary waits for the end
 
 
