@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -74,8 +74,9 @@ def _generate_fn(arch_items: tuple, dtype: str, batch_stats: bool):
 
 
 def iterate_generate(arch: dict[str, Any], variables: Any, latents: np.ndarray, batch_size: int = 256,
-                     batch_stats: bool = False) -> Iterator[np.ndarray]:
-    """Batches of float32 NHWC images in [-1, 1] for `latents` (N, nz), one compiled shape."""
+                     batch_stats: bool = False, starts: Iterable[int] | None = None) -> Iterator[np.ndarray]:
+    """Batches of float32 NHWC images in [-1, 1] for `latents` (N, nz), one compiled shape; only the batches
+    beginning at `starts` when given (the same images as in a run over all of them)."""
     if arch["model"] != "generator":
         raise ValueError(f"this checkpoint holds a {arch['model']}, not a generator")
     latents = np.asarray(latents).reshape(len(latents), -1)  # (N, nz, 1, 1) as PyTorch uses is fine too
@@ -84,7 +85,7 @@ def iterate_generate(arch: dict[str, Any], variables: Any, latents: np.ndarray, 
     dtype = jax.tree.leaves(variables["params"])[0].dtype
     generate = _generate_fn(tuple(sorted(arch.items())), jnp.dtype(dtype).name, batch_stats)
     size = min(batch_size, len(latents))
-    for start in range(0, len(latents), size):
+    for start in range(0, len(latents), size) if starts is None else starts:
         chunk = latents[start:start + size].astype(dtype)
         count = len(chunk)
         if count < size and not batch_stats:  # pad to the compiled shape; eval mode is per-example

@@ -22,19 +22,12 @@ if TYPE_CHECKING:
 
 def generate_batches(arch: dict[str, Any], variables: Any, latents: np.ndarray, batch_size: int, batch_stats: bool,
                      starts: Iterable[int]) -> Iterator[tuple[int, np.ndarray]]:
-    """(start, images) for those batches of `latents` that begin at `starts`: the batches, compiled shapes and so
-    the images of `iterate_generate` over all of them, so skipping finished batches never changes the others."""
-    import numpy as np
-
+    """(start, images) for those batches of `latents` that begin at `starts`: the images of a run over all of
+    them, so skipping finished batches never changes the others."""
     from jaxgan.sampling import iterate_generate
 
-    size = min(batch_size, len(latents))
-    for start in starts:
-        chunk = np.asarray(latents[start:start + size])
-        count = len(chunk)
-        if count < size and not batch_stats:  # iterate_generate pads the last batch to the compiled shape
-            chunk = np.concatenate([chunk, np.zeros((size - count,) + chunk.shape[1:], chunk.dtype)])
-        yield start, next(iterate_generate(arch, variables, chunk, size, batch_stats))[:count]
+    starts = list(starts)
+    return zip(starts, iterate_generate(arch, variables, latents, batch_size, batch_stats, starts=starts))
 
 
 def main(argv: list[str] | None = None) -> int:
