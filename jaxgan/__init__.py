@@ -18,7 +18,7 @@ def __getattr__(name):  # heavy modules load on first use
 
         return getattr(sampling, name)
     if name == "restore":
-        from jaxgan.restoration.api import restore
+        from jaxgan.tasks.restore.api import restore
 
         return restore
     if name == "Config":

@@ -1,9 +1,10 @@
-"""Atomic outputs: write to a temporary name beside the target, then rename, so a crash leaves no half file.
+"""Atomic outputs: write to a temporary name beside the target, then rename, so a crash leaves no
+half file.
 
-Folder outputs (`OutputFolder`) are written file by file, each atomically, under a manifest of the job that
-writes them: a rerun of the same job keeps the files already complete and writes the rest, and replacing
-another job's output (`force`) overwrites its files in place, removing its leftovers only once the new
-output is whole. No step deletes an old output before its replacement is complete.
+Folder outputs (`OutputFolder`) are written file by file, each atomically, under a manifest of the
+job that writes them: a rerun of the same job keeps the files already complete and writes the rest,
+and replacing another job's output (`force`) overwrites its files in place, removing its leftovers
+only once the new output is whole. No step deletes an old output before its replacement is complete.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from typing import Any
 
 import numpy as np
 
-MANIFEST = ".jaxgan-output.json"  # inside a folder output: the job that writes it and how far it got
+MANIFEST = (
+    ".jaxgan-output.json"  # inside a folder output: the job that writes it and how far it got
+)
 
 
 def _current_umask() -> int:
@@ -30,7 +33,9 @@ def _current_umask() -> int:
     return mask
 
 
-UMASK = _current_umask()  # temporary files are created private (0600); outputs get the usual permissions
+UMASK = (
+    _current_umask()
+)  # temporary files are created private (0600); outputs get the usual permissions
 
 
 def check_writable(path: str | os.PathLike, force: bool) -> Path:
@@ -42,12 +47,15 @@ def check_writable(path: str | os.PathLike, force: bool) -> Path:
 
 
 def _remove(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True) if path.is_dir() and not path.is_symlink() else path.unlink(missing_ok=True)
+    shutil.rmtree(
+        path, ignore_errors=True
+    ) if path.is_dir() and not path.is_symlink() else path.unlink(missing_ok=True)
 
 
 def _replace(temporary: Path, path: Path, directory: bool) -> None:
-    """Rename `temporary` to `path`. A file replaces a file in one rename; a folder cannot, so the old one (or a
-    file in its place) is renamed aside and deleted only once the new one is in place: a failure keeps it."""
+    """Rename `temporary` to `path`. A file replaces a file in one rename; a folder cannot, so the
+    old one (or a file in its place) is renamed aside and deleted only once the new one is in place:
+    a failure keeps it."""
     if not directory or not (path.exists() or path.is_symlink()):
         os.replace(temporary, path)
         return
@@ -63,7 +71,8 @@ def _replace(temporary: Path, path: Path, directory: bool) -> None:
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, directory: bool = False) -> Iterator[Path]:
-    """Yield a temporary file (or folder) path next to `path`; on success it replaces `path` in one rename."""
+    """Yield a temporary file (or folder) path next to `path`; on success it replaces `path` in one
+    rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if directory:
@@ -83,8 +92,9 @@ def atomic_path(path: str | os.PathLike, directory: bool = False) -> Iterator[Pa
 
 
 def digest(*values: Any) -> str:
-    """A short SHA-256 of nested mappings, sequences, arrays and scalars (a model's weights, latents), to tell in a
-    job's manifest whether a rerun uses the same inputs as the run that wrote the folder."""
+    """A short SHA-256 of nested mappings, sequences, arrays and scalars (a model's weights,
+    latents), to tell in a job's manifest whether a rerun uses the same inputs as the run that wrote
+    the folder."""
     hasher = hashlib.sha256()
 
     def visit(value: Any) -> None:
@@ -116,27 +126,38 @@ def _plural(count: int, noun: str) -> str:
 
 
 class OutputFolder:
-    """A folder of files (`names`, relative paths in the order they are written) that one job writes, each file
-    atomically, so a failure at the last file keeps every one before it.
+    """A folder of files (`names`, relative paths in the order they are written) that one job
+    writes, each file atomically, so a failure at the last file keeps every one before it.
 
-    The folder's manifest (MANIFEST) records the job (its arguments, as a JSON-able dict). Into a missing or
-    empty folder the job starts afresh; into a folder of the same job it resumes: the files already there are
-    complete (each was renamed into place whole) and are skipped. A folder of another job, or one without a
-    manifest, is an error unless `force`: then each file is replaced in place, and the old output's other files
-    are removed only by `finish`, once the new output is whole. While replacing, the manifest counts the leading
-    names written by the new job, so a rerun resumes from there without taking an old file for a new one.
-    Nothing is created until the first file is written. Not for two processes writing one folder at once.
+    The folder's manifest (MANIFEST) records the job (its arguments, as a JSON-able dict). Into a
+    missing or empty folder the job starts afresh; into a folder of the same job it resumes: the
+    files already there are complete (each was renamed into place whole) and are skipped. A folder
+    of another job, or one without a manifest, is an error unless `force`: then each file is
+    replaced in place, and the old output's other files are removed only by `finish`, once the new
+    output is whole. While replacing, the manifest counts the leading names written by the new job,
+    so a rerun resumes from there without taking an old file for a new one. Nothing is created until
+    the first file is written. Not for two processes writing one folder at once.
     """
 
-    def __init__(self, path: str | os.PathLike, job: Mapping[str, Any], names: Sequence[str], force: bool = False):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        job: Mapping[str, Any],
+        names: Sequence[str],
+        force: bool = False,
+    ):
         self.path = Path(path)
-        self.job = json.loads(json.dumps(dict(job)))  # as the manifest stores it: tuples become lists
+        self.job = json.loads(
+            json.dumps(dict(job))
+        )  # as the manifest stores it: tuples become lists
         self.names = [str(name) for name in names]
         if len(set(self.names)) != len(self.names):
             raise ValueError(f"{self.path}: the job writes some file names twice")
         if self.path.exists() and not self.path.is_dir():
-            raise FileExistsError(f"{self.path} is a file, not a folder; remove it or choose another output folder "
-                                  "(--force replaces a folder's files one by one and never deletes a whole output)")
+            raise FileExistsError(
+                f"{self.path} is a file, not a folder; remove it or choose another output folder "
+                "(--force replaces a folder's files one by one and never deletes a whole output)"
+            )
         existing = self._files()
         recorded = self._read_manifest()
         if recorded is not None and recorded.get("job") == self.job:  # the same job: resume it
@@ -172,19 +193,28 @@ class OutputFolder:
 
     def _mismatch(self, recorded: dict[str, Any] | None) -> str:
         if recorded is None or not isinstance(recorded.get("job"), dict):
-            return (f"{self.path} exists and holds files that no jaxgan job recorded (no {MANIFEST}); pass --force "
-                    f"(force=True) to replace them, or choose another output folder")
+            return (
+                f"{self.path} exists and holds files that no jaxgan job recorded (no {MANIFEST}); "
+                f"pass --force (force=True) to replace them, or choose another output folder"
+            )
         old = recorded["job"]
-        differences = "; ".join(f"{key} was {old.get(key)!r}, now {self.job.get(key)!r}"
-                                for key in sorted(set(old) | set(self.job), key=str)
-                                if old.get(key) != self.job.get(key))
-        return (f"{self.path} holds the output of a job with other arguments ({differences}); rerun with the same "
-                f"arguments to resume it, pass --force (force=True) to replace it, or choose another output folder")
+        differences = "; ".join(
+            f"{key} was {old.get(key)!r}, now {self.job.get(key)!r}"
+            for key in sorted(set(old) | set(self.job), key=str)
+            if old.get(key) != self.job.get(key)
+        )
+        return (
+            f"{self.path} holds the output of a job with other arguments ({differences}); "
+            f"rerun with the same arguments to resume it, pass --force (force=True) to replace it, "
+            f"or choose another output folder"
+        )
 
     def _write_manifest(self, **state: Any) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
         with atomic_path(self.path / MANIFEST) as temporary:
-            temporary.write_text(json.dumps({"format": 1, "job": self.job, **state}, indent=1) + "\n")
+            temporary.write_text(
+                json.dumps({"format": 1, "job": self.job, **state}, indent=1) + "\n"
+            )
 
     def _advance(self) -> None:
         while self._prefix < len(self.names) and self.names[self._prefix] in self.complete:
@@ -196,12 +226,16 @@ class OutputFolder:
         return [name for name in self.names if name not in self.complete]
 
     def summary(self) -> str:
-        """One line for the user: how many files are kept from an earlier run of this job, and how many are left."""
-        return (f"skipping {_plural(self.skipped, 'image')} already written in {self.path}; "
-                f"writing {len(self.names) - self.skipped:,}")
+        """One line for the user: how many files are kept from an earlier run of this job, and how
+        many are left."""
+        return (
+            f"skipping {_plural(self.skipped, 'image')} already written in {self.path}; "
+            f"writing {len(self.names) - self.skipped:,}"
+        )
 
     def target(self, name: str) -> Path:
-        """Where to write `name` (atomically, e.g. with atomic_path); the folder and its manifest are made first."""
+        """Where to write `name` (atomically, e.g. with atomic_path); the folder and its manifest
+        are made first."""
         if not self._started:
             self._write_manifest(complete=False, replacing=self.replacing, done=self._prefix)
             self._started = True
@@ -210,7 +244,8 @@ class OutputFolder:
         return target
 
     def wrote(self, names: Iterable[str]) -> None:
-        """Record files now complete; while replacing an old output, the manifest counts them (call once a batch)."""
+        """Record files now complete; while replacing an old output, the manifest counts them (call
+        once a batch)."""
         self.complete.update(names)
         before = self._prefix
         self._advance()
@@ -218,8 +253,9 @@ class OutputFolder:
             self._write_manifest(complete=False, replacing=True, done=self._prefix)
 
     def finish(self) -> int:
-        """Once every file is written: remove what the new output does not hold (an old output's other files, the
-        temporaries of killed writes) and mark the folder complete. Returns how many old files were removed."""
+        """Once every file is written: remove what the new output does not hold (an old output's
+        other files, the temporaries of killed writes) and mark the folder complete. Returns how
+        many old files were removed."""
         if self.pending:
             raise RuntimeError(f"{self.path}: {len(self.pending):,} file(s) not written yet")
         keep = set(self.names)
@@ -230,7 +266,9 @@ class OutputFolder:
                 (self.path / name).unlink(missing_ok=True)
                 removed += not temporary
         if self.replacing:
-            for root, _, _ in sorted(os.walk(self.path), key=lambda entry: -len(Path(entry[0]).parts)):
+            for root, _, _ in sorted(
+                os.walk(self.path), key=lambda entry: -len(Path(entry[0]).parts)
+            ):
                 if Path(root) != self.path and not any(Path(root).iterdir()):
                     Path(root).rmdir()
         self._write_manifest(complete=True, replacing=False, done=len(self.names))

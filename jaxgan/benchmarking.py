@@ -18,6 +18,7 @@ import jax
 import numpy as np
 
 from jaxgan.config import Config
+from jaxgan.tasks import get_task
 
 MODELS = {
     "dcgan64": dict(task="gan", image_size=64),
@@ -35,8 +36,9 @@ def fake_batch(config: Config, seed: int = 0) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     shape = (config.batch_size, config.image_size, config.image_size, config.nc)
     batch = {"images": rng.integers(0, 256, shape, dtype=np.uint8)}
-    if config.task == "gan":
-        batch["latents"] = rng.standard_normal((config.batch_size, config.nz)).astype(np.float32)
+    nz = get_task(config.task).batch_options(config).get("nz")
+    if nz:
+        batch["latents"] = rng.standard_normal((config.batch_size, nz)).astype(np.float32)
     return batch
 
 
@@ -48,7 +50,9 @@ def peak_memory_mb(device: jax.Device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _time_steps(step: Any, state: Any, data: Any, steps: int, warmup: int) -> tuple[float, list[float], Any]:
+def _time_steps(
+    step: Any, state: Any, data: Any, steps: int, warmup: int
+) -> tuple[float, list[float], Any]:
     """(compile seconds, per-step seconds, cost analysis) of a jitted step on fixed data."""
     start = time.perf_counter()
     compiled = step.lower(state, data).compile()
@@ -64,48 +68,69 @@ def _time_steps(step: Any, state: Any, data: Any, steps: int, warmup: int) -> tu
     return compile_s, times, costs[0] if isinstance(costs, list) else costs
 
 
-def measure_jaxgan(model: str, batch: int, dtype: str, steps: int, warmup: int = 2) -> dict[str, Any]:
+def measure_jaxgan(
+    model: str, batch: int, dtype: str, steps: int, warmup: int = 2
+) -> dict[str, Any]:
     """Compile time, FLOPs and per-step times of jaxgan's train step for one configuration."""
     from jaxgan import sharding
-    from jaxgan.state import enable_precision, init_state, make_models
-    from jaxgan.trainer import task_step
+    from jaxgan.state import enable_precision, init_state, make_modules
+    from jaxgan.tasks import get_task
 
     config = bench_config(model, batch, dtype)
     enable_precision(config)
     mesh = sharding.make_mesh()
-    models = make_models(config)
-    step = sharding.compile_step(functools.partial(task_step(config), models), mesh)
-    state = jax.jit(functools.partial(init_state, config, models), out_shardings=sharding.replicated(mesh))()
+    modules = make_modules(config)
+    step = sharding.compile_step(get_task(config.task).step(config, modules), mesh)
+    state = jax.jit(
+        functools.partial(init_state, config, modules), out_shardings=sharding.replicated(mesh)
+    )()
     data = sharding.to_global(fake_batch(config), mesh)
     compile_s, times, costs = _time_steps(step, state, data, steps, warmup)
     device = jax.devices()[0]
-    return {"framework": "jaxgan", "mode": "jit", "step_s": times, "compile_s": compile_s,
-            "flops_per_step": float(costs.get("flops", 0.0)) if costs else None,
-            "peak_mem_mb": peak_memory_mb(device), "device": device.device_kind, "threads": cpu_threads(device)}
+    return {
+        "framework": "jaxgan",
+        "mode": "jit",
+        "step_s": times,
+        "compile_s": compile_s,
+        "flops_per_step": float(costs.get("flops", 0.0)) if costs else None,
+        "peak_mem_mb": peak_memory_mb(device),
+        "device": device.device_kind,
+        "threads": cpu_threads(device),
+    }
 
 
 def measure_sweep(runs: int, batch: int, steps: int, form: str, warmup: int = 2) -> dict[str, Any]:
-    """Images per second over all runs of K dcgan32 runs: one after another (`sequential`, the single
-    step timed once: each run costs the same) or stacked in one program (`sweep`, jaxgan.sweep's choice)."""
+    """Images per second over all runs of K dcgan32 runs: one after another (`sequential`, the
+    single step timed once: each run costs the same) or stacked in one program (`sweep`,
+    jaxgan.sweep's choice)."""
     from jaxgan import sharding, sweep
-    from jaxgan.state import make_models
+    from jaxgan.state import make_modules
 
     config = bench_config("dcgan32", batch, "float32")
-    models = make_models(config)
+    modules = make_modules(config)
     if form == "sequential":
         result = measure_jaxgan("dcgan32", batch, "float32", steps, warmup)
-        return {"form": form, "runs": runs, "img_per_s": batch / float(np.median(result["step_s"])),
-                "compile_s": result["compile_s"], "device": result["device"]}
+        return {
+            "form": form,
+            "runs": runs,
+            "img_per_s": batch / float(np.median(result["step_s"])),
+            "compile_s": result["compile_s"],
+            "device": result["device"],
+        }
     mesh = sharding.make_sweep_mesh(runs)
-    state = sweep.init_sweep(config, [config.replace(seed=k) for k in range(runs)], models, mesh)
+    state = sweep.init_sweep(config, [config.replace(seed=k) for k in range(runs)], modules, mesh)
     batches = fake_batch(config)
     stacked = {k: np.stack([v] * runs) for k, v in batches.items()}
     data = sharding.to_global_sweep(stacked, mesh, runs, batch)
-    step = sweep.make_sweep_step(config, models, runs, mesh)
+    step = sweep.make_sweep_step(config, modules, runs, mesh)
     compile_s, times, _ = _time_steps(step, state, data, steps, warmup)
-    return {"form": f"sweep ({sweep.resolve_mode('auto', mesh)})", "runs": runs,
-            "img_per_s": runs * batch / float(np.median(times)), "compile_s": compile_s,
-            "device": jax.devices()[0].device_kind}
+    return {
+        "form": f"sweep ({sweep.resolve_mode('auto', mesh)})",
+        "runs": runs,
+        "img_per_s": runs * batch / float(np.median(times)),
+        "compile_s": compile_s,
+        "device": jax.devices()[0].device_kind,
+    }
 
 
 def cpu_threads(device: jax.Device) -> int:
@@ -113,7 +138,8 @@ def cpu_threads(device: jax.Device) -> int:
 
 
 def write_image_folder(folder: Path, count: int, size: int = 256, seed: int = 0) -> Path:
-    """`count` random-content JPEGs of `size` x `size` (smooth noise, so they compress like photos)."""
+    """`count` random-content JPEGs of `size` x `size` (smooth noise, so they compress like
+    photos)."""
     from PIL import Image
 
     rng = np.random.default_rng(seed)
@@ -125,20 +151,32 @@ def write_image_folder(folder: Path, count: int, size: int = 256, seed: int = 0)
     return folder
 
 
-def measure_loader(data: str, image_size: int, batch: int, steps: int, threads: int) -> dict[str, Any]:
-    """Images per second that `Batches.iterate` delivers for a data set (a folder of JPEGs is made if data='folder',
-    and prepared with jaxgan.data.prepared, untimed, if data='prepared')."""
+def measure_loader(
+    data: str, image_size: int, batch: int, steps: int, threads: int
+) -> dict[str, Any]:
+    """Images per second that `Batches.iterate` delivers for a data set (a folder of JPEGs is made
+    if data='folder', and prepared with jaxgan.data.prepared, untimed, if data='prepared')."""
     from jaxgan.data.pipeline import Batches
     from jaxgan.data.sources import make_source
 
-    label = {"folder": "folder of 256x256 JPEGs", "prepared": "the folder, prepared (ArrayRecord)"}.get(data, data)
+    label = {
+        "folder": "folder of 256x256 JPEGs",
+        "prepared": "the folder, prepared (ArrayRecord)",
+    }.get(data, data)
     with tempfile.TemporaryDirectory() as directory:
         if data in ("folder", "prepared"):
             folder = str(write_image_folder(Path(directory) / "images", count=512))
             if data == "prepared":
                 from jaxgan.data.prepared import prepare
 
-                prepare(folder, Path(directory) / "prepared", image_size, 3, progress=False, log=lambda line: None)
+                prepare(
+                    folder,
+                    Path(directory) / "prepared",
+                    image_size,
+                    3,
+                    progress=False,
+                    log=lambda line: None,
+                )
             data = folder if data == "folder" else str(Path(directory) / "prepared")
         config = Config(data=data, image_size=image_size, batch_size=batch)
         batches = Batches(make_source(config), batch, 0, latent_seed=0, nz=config.nz)
@@ -148,4 +186,9 @@ def measure_loader(data: str, image_size: int, batch: int, steps: int, threads: 
         for _ in range(steps):
             next(iterator)
         seconds = time.perf_counter() - start
-    return {"data": label, "image_size": image_size, "threads": threads, "img_per_s": steps * batch / seconds}
+    return {
+        "data": label,
+        "image_size": image_size,
+        "threads": threads,
+        "img_per_s": steps * batch / seconds,
+    }

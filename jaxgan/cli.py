@@ -1,4 +1,5 @@
-"""Shared command-line plumbing for scripts/: `--config.FIELD=VALUE` flags and the compilation cache."""
+"""Shared command-line plumbing for scripts/: `--config.FIELD=VALUE` flags and the compilation
+cache."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ def split_config_overrides(argv: list[str]) -> tuple[list[str], dict[str, str]]:
     while i < len(argv):
         arg = argv[i]
         if arg.startswith("--config."):
-            name, has_value, value = arg[len("--config."):].partition("=")
+            name, has_value, value = arg[len("--config.") :].partition("=")
             if not has_value:
                 if i + 1 >= len(argv):
                     raise SystemExit(f"error: {arg} needs a value (--config.{name}=VALUE)")
@@ -29,9 +30,13 @@ def split_config_overrides(argv: list[str]) -> tuple[list[str], dict[str, str]]:
 
 
 def add_config_flag(parser: argparse.ArgumentParser, default: str | None = None) -> None:
-    parser.add_argument("--config", default=default, required=default is None,
-                        help=f"a shipped config ({', '.join(config_lib.available())}) or a path to a .py file; "
-                             "override any field with --config.FIELD=VALUE")
+    parser.add_argument(
+        "--config",
+        default=default,
+        required=default is None,
+        help=f"a shipped config ({', '.join(config_lib.available())}) or a path to a .py file; "
+        "override any field with --config.FIELD=VALUE",
+    )
 
 
 def load_config(parser: argparse.ArgumentParser, argv: list[str] | None = None):
@@ -48,6 +53,8 @@ def enable_compilation_cache() -> None:
     """JAX's persistent compilation cache, so that a second run (or resume) skips compiling."""
     import jax
 
-    directory = os.environ.get("JAX_COMPILATION_CACHE_DIR", str(Path.home() / ".cache" / "jaxgan" / "xla"))
+    directory = os.environ.get(
+        "JAX_COMPILATION_CACHE_DIR", str(Path.home() / ".cache" / "jaxgan" / "xla")
+    )
     jax.config.update("jax_compilation_cache_dir", directory)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)

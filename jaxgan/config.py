@@ -1,4 +1,5 @@
-"""Configs: one flat, typed dataclass; files in configs/NAME.py return it; `--config.FIELD=VALUE` overrides.
+"""Configs: one flat, typed dataclass; files in configs/NAME.py return it; `--config.FIELD=VALUE`
+overrides.
 
 Unknown fields and values of the wrong type are errors that name the field and list the valid ones.
 """
@@ -12,7 +13,11 @@ from pathlib import Path
 from typing import Any
 
 DTYPES = ("float32", "bfloat16", "float64")
-PRECISIONS = ("default", "high", "highest")  # jax.lax.Precision of every convolution and matrix product
+PRECISIONS = (
+    "default",
+    "high",
+    "highest",
+)  # jax.lax.Precision of every convolution and matrix product
 TASKS = ("gan", "restore")
 DEGRADATIONS = ("centre_square", "random_boxes", "strokes", "noise", "downsample", "jpeg")
 
@@ -43,8 +48,13 @@ class Config:
     data_seed: int = -1  # -1: the same as seed
     ema_decay: float = 0.0  # 0 = no EMA of the generator
     augment: str = ""  # DiffAugment of D's inputs: "" or a subset of "color,translation,cutout"
-    dtype: str = "float32"  # float32, bfloat16 (compute; float32 parameters) or float64 (verification)
-    precision: str = "highest"  # of G/D/R's convolutions and products on GPU/TPU: docs/scaling.md, "Precision"
+    loss: str = "bce"  # the adversarial loss, by name (`jaxgan.losses.ADVERSARIAL`)
+    dtype: str = (
+        "float32"  # float32, bfloat16 (compute; float32 parameters) or float64 (verification)
+    )
+    precision: str = (
+        "highest"  # of G/D/R's convolutions and products on GPU/TPU: docs/scaling.md, "Precision"
+    )
     # Restoration (task="restore").
     degradation: str = "centre_square"
     lambda_rec: float = 0.999
@@ -77,8 +87,17 @@ class Config:
 
 # Fields that may differ between a run and its resumption: they change no number of the training.
 RESUMABLE_FIELDS = frozenset(
-    {"num_steps", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints", "eval_every", "eval_num",
-     "num_samples", "loader_threads"}
+    {
+        "num_steps",
+        "log_every",
+        "sample_every",
+        "checkpoint_every",
+        "keep_checkpoints",
+        "eval_every",
+        "eval_num",
+        "num_samples",
+        "loader_threads",
+    }
 )
 FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 CONFIG_DIRS = (Path(__file__).parent / "configs", Path(__file__).parent.parent / "configs")
@@ -99,24 +118,55 @@ def check(config: Config) -> Config:
         expected = {"int": int, "float": (int, float), "str": str, "bool": bool}[field.type]
         if not isinstance(value, expected) or (field.type == "int" and isinstance(value, bool)):
             raise ConfigError(f"config field {name!r} must be {field.type}, got {value!r}")
-    choices = {"dtype": DTYPES, "task": TASKS, "degradation": DEGRADATIONS, "data_split": ("train", "test", "all"),
-               "reconstruction_loss": ("l1", "l2"), "downsampler": ("bicubic", "area"), "image_size": (32, 64, 128),
-               "scale_factor": (2, 4), "precision": PRECISIONS}
+    choices = {
+        "dtype": DTYPES,
+        "task": TASKS,
+        "degradation": DEGRADATIONS,
+        "data_split": ("train", "test", "all"),
+        "reconstruction_loss": ("l1", "l2"),
+        "downsampler": ("bicubic", "area"),
+        "image_size": (32, 64, 128),
+        "scale_factor": (2, 4),
+        "precision": PRECISIONS,
+    }
     for name, allowed in choices.items():
         if getattr(config, name) not in allowed:
-            raise ConfigError(f"config field {name!r} must be one of {allowed}, got {getattr(config, name)!r}")
+            raise ConfigError(
+                f"config field {name!r} must be one of {allowed}, got {getattr(config, name)!r}"
+            )
+    from jaxgan.losses import ADVERSARIAL
+
+    if config.loss not in ADVERSARIAL:
+        raise ConfigError(
+            f"config field 'loss' must be one of {tuple(ADVERSARIAL)}, got {config.loss!r}"
+        )
     if config.augment:
-        from jaxgan.augment import parse_policy
+        from jaxgan.tasks.gan.augment import parse_policy
 
         try:
             parse_policy(config.augment)
         except ValueError as error:
             raise ConfigError(f"config field 'augment': {error}") from None
-    for name in ("batch_size", "nz", "ngf", "ndf", "restorer_width", "nc", "log_every", "sample_every",
-                 "checkpoint_every", "keep_checkpoints", "num_samples"):
+    for name in (
+        "batch_size",
+        "nz",
+        "ngf",
+        "ndf",
+        "restorer_width",
+        "nc",
+        "log_every",
+        "sample_every",
+        "checkpoint_every",
+        "keep_checkpoints",
+        "num_samples",
+    ):
         if getattr(config, name) < 1:
-            raise ConfigError(f"config field {name!r} must be at least 1, got {getattr(config, name)}")
-    return dataclasses.replace(config, **{n: float(getattr(config, n)) for n, f in FIELDS.items() if f.type == "float"})
+            raise ConfigError(
+                f"config field {name!r} must be at least 1, got {getattr(config, name)}"
+            )
+    return dataclasses.replace(
+        config, **{n: float(getattr(config, n)) for n, f in FIELDS.items() if f.type == "float"}
+    )
 
 
 def parse_value(name: str, text: str) -> Any:
@@ -136,13 +186,17 @@ def parse_value(name: str, text: str) -> Any:
 
 def apply_overrides(config: Config, overrides: dict[str, str]) -> Config:
     """Apply {field: text} overrides (from `--config.FIELD=VALUE` flags)."""
-    return check(dataclasses.replace(config, **{k: parse_value(k, v) for k, v in overrides.items()}))
+    return check(
+        dataclasses.replace(config, **{k: parse_value(k, v) for k, v in overrides.items()})
+    )
 
 
 def from_dict(values: dict[str, Any], source: str = "config") -> Config:
     unknown = sorted(set(values) - set(FIELDS))
     if unknown:
-        raise ConfigError(f"{source}: unknown config field(s) {unknown}; valid fields: {_valid_fields()}")
+        raise ConfigError(
+            f"{source}: unknown config field(s) {unknown}; valid fields: {_valid_fields()}"
+        )
     return check(Config(**values))
 
 
@@ -160,11 +214,20 @@ def config_path(name: str) -> Path:
 
 
 def available() -> list[str]:
-    return sorted({p.stem for d in CONFIG_DIRS if d.is_dir() for p in d.glob("*.py") if not p.stem.startswith("_")})
+    return sorted(
+        {
+            p.stem
+            for d in CONFIG_DIRS
+            if d.is_dir()
+            for p in d.glob("*.py")
+            if not p.stem.startswith("_")
+        }
+    )
 
 
 def load(name: str, overrides: dict[str, str] | None = None) -> Config:
-    """Load configs/NAME.py (or a file path), whose `get_config()` returns a Config, then apply overrides."""
+    """Load configs/NAME.py (or a file path), whose `get_config()` returns a Config, then apply
+    overrides."""
     path = config_path(name)
     spec = importlib.util.spec_from_file_location(f"jaxgan_config_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
@@ -173,7 +236,9 @@ def load(name: str, overrides: dict[str, str] | None = None) -> Config:
         raise ConfigError(f"config file {path} defines no get_config()")
     config = module.get_config()
     if not isinstance(config, Config):
-        raise ConfigError(f"{path}: get_config() must return jaxgan.config.Config, got {type(config).__name__}")
+        raise ConfigError(
+            f"{path}: get_config() must return jaxgan.config.Config, got {type(config).__name__}"
+        )
     return apply_overrides(check(config), overrides or {})
 
 

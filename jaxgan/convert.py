@@ -1,8 +1,8 @@
 """PyTorch <-> Flax conversion of the three models: a table of names and layouts with shape checks.
 
-Each model has one table of `Entry(torch_key, flax_path, layout)`. Conversion walks the table, checks
-every shape against the Flax model's own shapes, and fails if any key on either side is left unused.
-Transforms are pure transposes, so both directions are exact (bit for bit).
+Each model has one table of `Entry(torch_key, flax_path, layout)`. Conversion walks the table,
+checks every shape against the Flax model's own shapes, and fails if any key on either side is left
+unused. Transforms are pure transposes, so both directions are exact (bit for bit).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import numpy as np
 from flax import traverse_util
 
 from jaxgan.models import Discriminator, Generator, Restorer
+from jaxgan.models.generator import num_upsamplings
 
 MODELS = ("generator", "discriminator", "restorer")
 
@@ -48,24 +49,28 @@ def _batchnorm(torch_prefix: str, flax_name: str) -> list[Entry]:
         Entry(f"{torch_prefix}.bias", ("params", flax_name, "bias"), "vector"),
         Entry(f"{torch_prefix}.running_mean", ("batch_stats", flax_name, "mean"), "vector"),
         Entry(f"{torch_prefix}.running_var", ("batch_stats", flax_name, "var"), "vector"),
-        Entry(f"{torch_prefix}.num_batches_tracked", ("batch_stats", flax_name, "num_batches_tracked"), "count"),
+        Entry(
+            f"{torch_prefix}.num_batches_tracked",
+            ("batch_stats", flax_name, "num_batches_tracked"),
+            "count",
+        ),
     ]
-
-
-def _layers(image_size: int) -> int:
-    return image_size.bit_length() - 3
 
 
 def table(arch: Mapping[str, Any]) -> list[Entry]:
     """The conversion table of one model, in PyTorch's `state_dict` order."""
-    layers = _layers(arch["image_size"])
+    layers = num_upsamplings(arch["image_size"])
     entries: list[Entry] = []
     if arch["model"] == "generator":  # main = [ConvT, BN, ReLU] * L + [ConvT, Tanh]
         for i in range(layers + 1):
-            entries.append(Entry(f"main.{3 * i}.weight", ("params", f"conv_{i}", "kernel"), "conv_transpose"))
+            entries.append(
+                Entry(f"main.{3 * i}.weight", ("params", f"conv_{i}", "kernel"), "conv_transpose")
+            )
             if i < layers:
                 entries += _batchnorm(f"main.{3 * i + 1}", f"bn_{i}")
-    elif arch["model"] == "discriminator":  # main = [Conv, LReLU] + [Conv, BN, LReLU] * (L-1) + [Conv, Sigmoid]
+    elif (
+        arch["model"] == "discriminator"
+    ):  # main = [Conv, LReLU] + [Conv, BN, LReLU] * (L-1) + [Conv, Sigmoid]
         index = 0
         for i in range(layers + 1):
             entries.append(Entry(f"main.{index}.weight", ("params", f"conv_{i}", "kernel"), "conv"))
@@ -74,11 +79,17 @@ def table(arch: Mapping[str, Any]) -> list[Entry]:
             index += 3 if 0 < i < layers else 2
     elif arch["model"] == "restorer":
         for i in range(layers):
-            entries.append(Entry(f"encoder.{i}.0.weight", ("params", f"enc_conv_{i}", "kernel"), "conv"))
+            entries.append(
+                Entry(f"encoder.{i}.0.weight", ("params", f"enc_conv_{i}", "kernel"), "conv")
+            )
             if i > 0:
                 entries += _batchnorm(f"encoder.{i}.1", f"enc_bn_{i}")
         for j in range(layers):
-            entries.append(Entry(f"decoder.{j}.0.weight", ("params", f"dec_conv_{j}", "kernel"), "conv_transpose"))
+            entries.append(
+                Entry(
+                    f"decoder.{j}.0.weight", ("params", f"dec_conv_{j}", "kernel"), "conv_transpose"
+                )
+            )
             if j < layers - 1:
                 entries += _batchnorm(f"decoder.{j}.1", f"dec_bn_{j}")
     else:
@@ -86,7 +97,9 @@ def table(arch: Mapping[str, Any]) -> list[Entry]:
     return entries
 
 
-def build_model(arch: Mapping[str, Any], dtype: Any = jnp.float32, param_dtype: Any = None) -> nn.Module:
+def build_model(
+    arch: Mapping[str, Any], dtype: Any = jnp.float32, param_dtype: Any = None
+) -> nn.Module:
     """The Flax module that an architecture record (see `infer_arch`) describes."""
     kwargs = dict(dtype=dtype, param_dtype=param_dtype or jnp.promote_types(dtype, jnp.float32))
     fields = {k: v for k, v in arch.items() if k != "model"}
@@ -99,7 +112,9 @@ def build_model(arch: Mapping[str, Any], dtype: Any = jnp.float32, param_dtype: 
     raise ConversionError(f"unknown model {arch['model']!r}; expected one of {MODELS}")
 
 
-def variable_shapes(arch: Mapping[str, Any], dtype: Any = jnp.float32) -> dict[tuple[str, ...], tuple]:
+def variable_shapes(
+    arch: Mapping[str, Any], dtype: Any = jnp.float32
+) -> dict[tuple[str, ...], tuple]:
     """Flat {path: shape} of the Flax variables, from the model itself (no computation)."""
     model = build_model(arch, dtype)
     size, nc = arch["image_size"], arch["nc"]
@@ -120,19 +135,34 @@ def infer_arch(model: str, state_dict: Mapping[str, Any]) -> dict[str, Any]:
 
     def weight(key: str):
         if key not in state_dict:
-            raise ConversionError(f"not a {model} state dict: no key {key!r} (keys: {_preview(state_dict)})")
+            raise ConversionError(
+                f"not a {model} state dict: no key {key!r} (keys: {_preview(state_dict)})"
+            )
         return tuple(state_dict[key].shape)
 
     if model == "restorer":
         layers = sum(1 for k in state_dict if re.fullmatch(r"encoder\.\d+\.0\.weight", k))
         first = weight("encoder.0.0.weight")
-        skips = layers > 1 and weight("decoder.1.0.weight")[0] == 2 * weight("decoder.0.0.weight")[1]
-        return dict(model=model, nc=first[1] - 1, width=first[0], image_size=4 * 2**layers, skips=bool(skips))
-    convs = sorted(int(m.group(1)) for k in state_dict
-                   if (m := re.fullmatch(r"main\.(\d+)\.weight", k)) and len(state_dict[k].shape) == 4)
+        skips = (
+            layers > 1 and weight("decoder.1.0.weight")[0] == 2 * weight("decoder.0.0.weight")[1]
+        )
+        return dict(
+            model=model,
+            nc=first[1] - 1,
+            width=first[0],
+            image_size=4 * 2**layers,
+            skips=bool(skips),
+        )
+    convs = sorted(
+        int(m.group(1))
+        for k in state_dict
+        if (m := re.fullmatch(r"main\.(\d+)\.weight", k)) and len(state_dict[k].shape) == 4
+    )
     if len(convs) < 3:
-        raise ConversionError(f"not a {model} state dict: found {len(convs)} convolution weights "
-                              f"under 'main.N.weight' (keys: {_preview(state_dict)})")
+        raise ConversionError(
+            f"not a {model} state dict: found {len(convs)} convolution weights "
+            f"under 'main.N.weight' (keys: {_preview(state_dict)})"
+        )
     first, last = weight(f"main.{convs[0]}.weight"), weight(f"main.{convs[-1]}.weight")
     image_size = 4 * 2 ** (len(convs) - 1)
     if model == "generator":
@@ -141,13 +171,19 @@ def infer_arch(model: str, state_dict: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def torch_to_flax(arch: Mapping[str, Any], state_dict: Mapping[str, Any]) -> dict:
-    """A PyTorch state dict (numpy arrays or tensors) -> Flax variables {'params', 'batch_stats'}."""
+    """A PyTorch state dict (numpy arrays or tensors) -> Flax variables
+    {'params', 'batch_stats'}."""
     entries = table(arch)
     expected = variable_shapes(arch)
-    optional = {e.torch_key for e in entries if e.layout == "count"}  # absent in files from old PyTorch
+    optional = {
+        e.torch_key for e in entries if e.layout == "count"
+    }  # absent in files from old PyTorch
     try:
-        check_keys({e.torch_key for e in entries}, set(state_dict) | optional,
-                   f"the PyTorch state dict of a {describe(arch)} does not match the model")
+        check_keys(
+            {e.torch_key for e in entries},
+            set(state_dict) | optional,
+            f"the PyTorch state dict of a {describe(arch)} does not match the model",
+        )
     except ConversionError as error:
         raise ConversionError(f"{error}{_guess_model(state_dict, arch['model'])}") from None
     flat = {}
@@ -163,8 +199,10 @@ def torch_to_flax(arch: Mapping[str, Any], state_dict: Mapping[str, Any]) -> dic
         want = expected[entry.flax_path]
         if value.shape != want:
             torch_want = _torch_shape(want, entry.layout)
-            raise ConversionError(f"key {entry.torch_key!r}: expected shape {torch_want} for a {describe(arch)}, "
-                                  f"found {tuple(state_dict[entry.torch_key].shape)}")
+            raise ConversionError(
+                f"key {entry.torch_key!r}: expected shape {torch_want} for a {describe(arch)}, "
+                f"found {tuple(state_dict[entry.torch_key].shape)}"
+            )
         flat[entry.flax_path] = value
     check_keys(set(expected), set(flat), "Flax variables do not match the model")
     return traverse_util.unflatten_dict(flat)
@@ -174,13 +212,20 @@ def flax_to_torch(arch: Mapping[str, Any], variables: Mapping[str, Any]) -> dict
     """Flax variables -> a PyTorch state dict of numpy arrays, in `state_dict` order."""
     flat = traverse_util.flatten_dict(dict(variables))
     expected = variable_shapes(arch)
-    check_keys(set(expected), set(flat), "Flax variables do not match the model", name=lambda p: "/".join(p))
+    check_keys(
+        set(expected),
+        set(flat),
+        "Flax variables do not match the model",
+        name=lambda p: "/".join(p),
+    )
     state_dict = {}
     for entry in table(arch):
         value = np.asarray(flat[entry.flax_path])
         if value.shape != expected[entry.flax_path]:
-            raise ConversionError(f"{'/'.join(entry.flax_path)}: expected shape {expected[entry.flax_path]} for a "
-                                  f"{describe(arch)}, found {value.shape}")
+            raise ConversionError(
+                f"{'/'.join(entry.flax_path)}: expected shape {expected[entry.flax_path]} for a "
+                f"{describe(arch)}, found {value.shape}"
+            )
         axes = LAYOUTS[entry.layout][1]
         value = value.transpose(axes) if axes else value
         value = value.astype(np.int64) if entry.layout == "count" else value
@@ -189,14 +234,15 @@ def flax_to_torch(arch: Mapping[str, Any], variables: Mapping[str, Any]) -> dict
 
 
 def _guess_model(state_dict: Mapping[str, Any], wanted: str) -> str:
-    """' (these are the keys of a generator: ...)' when the state dict fits another model exactly."""
+    """' (these are the keys of a generator: ...)' when the state dict fits another model
+    exactly."""
     for model in MODELS:
         if model == wanted:
             continue
         try:
             if {e.torch_key for e in table(infer_arch(model, state_dict))} == set(state_dict):
                 return f" (these are the keys of a {model}: use --model {model})"
-        except (ConversionError, KeyError, IndexError):
+        except (ConversionError, KeyError, IndexError, ValueError):  # ValueError: no such size
             continue
     return ""
 
@@ -207,7 +253,8 @@ def _torch_shape(flax_shape: tuple, layout: str) -> tuple:
 
 
 def check_keys(expected: set, found: set, what: str, name=str) -> None:
-    """Every expected key found and no other: else a ConversionError naming (up to 8 of) each side's extras."""
+    """Every expected key found and no other: else a ConversionError naming (up to 8 of) each side's
+    extras."""
     missing, unused = sorted(expected - found, key=str), sorted(found - expected, key=str)
     if missing or unused:
         parts = []
@@ -219,7 +266,9 @@ def check_keys(expected: set, found: set, what: str, name=str) -> None:
 
 
 def describe(arch: Mapping[str, Any]) -> str:
-    return arch["model"] + "(" + ", ".join(f"{k}={v}" for k, v in arch.items() if k != "model") + ")"
+    return (
+        arch["model"] + "(" + ", ".join(f"{k}={v}" for k, v in arch.items() if k != "model") + ")"
+    )
 
 
 def _preview(state_dict: Mapping[str, Any]) -> str:

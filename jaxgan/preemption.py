@@ -25,19 +25,25 @@ class StopRequest:
 
     def __enter__(self) -> StopRequest:
         if threading.current_thread() is threading.main_thread():
-            # With several processes JAX's own SIGTERM handler feeds the sync point: leave it in place.
-            signals = (signal.SIGINT,) if jax.process_count() > 1 else (signal.SIGTERM, signal.SIGINT)
+            # With several processes JAX's own SIGTERM handler feeds the sync point: leave it in
+            # place.
+            signals = (
+                (signal.SIGINT,) if jax.process_count() > 1 else (signal.SIGTERM, signal.SIGINT)
+            )
             for sig in signals:
                 self._previous[sig] = signal.signal(sig, self._handle)
         return self
 
     def _handle(self, signum, frame) -> None:
         self.signal = signum
-        if jax.process_count() > 1:  # Ctrl-C on one process: tell the coordination service, as SIGTERM does
+        if (
+            jax.process_count() > 1
+        ):  # Ctrl-C on one process: tell the coordination service, as SIGTERM does
             os.kill(os.getpid(), signal.SIGTERM)
 
     def requested(self, step: int) -> bool:
-        """Whether to checkpoint and stop after `step`; with several processes, the same answer in all."""
+        """Whether to checkpoint and stop after `step`; with several processes, the same answer in
+        all."""
         if jax.process_count() > 1:
             if not multihost_utils.reached_preemption_sync_point(step):
                 return False

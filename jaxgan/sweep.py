@@ -1,11 +1,13 @@
-"""Sweeps: K runs (seeds, learning rates, ...) stacked on a leading axis and trained by one compiled step.
+"""Sweeps: K runs (seeds, learning rates, ...) stacked on a leading axis and trained by one compiled
+step.
 
 Run k of a sweep is the single run with its settings: the swept values are arrays of the stacked
-`TrainState` (Adam's hyperparameters live in its state, EMA decay and loss weights in `settings`, the
-seed in its weights and RNG) or choose host data (each run's batches and latents), never compile-time
-constants, so one compilation serves the sweep. Fields that change shapes or the compiled program
-cannot be swept. The step is `jax.vmap` of the single-run step or K unrolled copies of it in one
-program, chosen per backend by measurement (docs/sweeps.md). The loop is `jaxgan.sweep_train`.
+`TrainState` (Adam's hyperparameters live in its state, EMA decay and loss weights in `settings`,
+the seed in its weights and RNG) or choose host data (each run's batches and latents), never
+compile-time constants, so one compilation serves the sweep. Fields that change shapes or the
+compiled program cannot be swept. The step is `jax.vmap` of the single-run step or K unrolled copies
+of it in one program, chosen per backend by measurement (docs/sweeps.md). The loop is
+`jaxgan.sweep_train`.
 """
 
 from __future__ import annotations
@@ -27,13 +29,21 @@ from jax.sharding import Mesh
 from jaxgan import config as config_lib
 from jaxgan import sharding
 from jaxgan.config import Config, ConfigError
-from jaxgan.state import Models, TrainState, init_state, param_dtype
+from jaxgan.state import Modules, TrainState, init_state, param_dtype
+from jaxgan.tasks import TASK_MODULES, get_task
 
 SWEEPABLE = ("seed", "data_seed", "lr", "beta1", "beta2", "ema_decay", "lambda_rec", "lambda_adv")
-RESTORE_ONLY = ("lambda_rec", "lambda_adv")
 SHAPE_FIELDS = ("image_size", "nc", "nz", "ngf", "ndf", "restorer_width", "batch_size")
 DATA_FIELDS = ("data", "data_split")
-INIT_FIELDS = ("seed", "lr", "beta1", "beta2", "ema_decay", "lambda_rec", "lambda_adv")  # what init_state reads
+INIT_FIELDS = (
+    "seed",
+    "lr",
+    "beta1",
+    "beta2",
+    "ema_decay",
+    "lambda_rec",
+    "lambda_adv",
+)  # what init_state reads
 MODES = ("auto", "vmap", "unrolled")
 MAX_SEED = 2**31 - 1  # seeds travel as int32 arrays into the one compiled init
 
@@ -54,7 +64,10 @@ def unsweepable_reason(name: str) -> str | None:
         return "chooses the data set, which all runs of a sweep share"
     if name in config_lib.RESUMABLE_FIELDS:
         return f"is shared by all runs of a sweep: set it with --config.{name}=VALUE"
-    return "is compiled into the train step as a constant, so runs with different values cannot share one program"
+    return (
+        "is compiled into the train step as a constant, "
+        "so runs with different values cannot share one program"
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,16 +80,24 @@ class SweepSpec:
     def grid(cls, values: dict[str, list]) -> SweepSpec:
         """Every combination of the values, the first field outermost."""
         fields = list(values)
-        return cls(tuple(dict(zip(fields, combination)) for combination in itertools.product(*values.values())))
+        return cls(
+            tuple(
+                dict(zip(fields, combination))
+                for combination in itertools.product(*values.values())
+            )
+        )
 
     def names(self) -> list[str]:
         """Folder names: index and values, e.g. `03-seed=1-lr=0.0002`."""
         width = max(2, len(str(len(self.runs) - 1)))
-        return [f"{index:0{width}d}" + "".join(f"-{k}={_show(v)}" for k, v in run.items())
-                for index, run in enumerate(self.runs)]
+        return [
+            f"{index:0{width}d}" + "".join(f"-{k}={_show(v)}" for k, v in run.items())
+            for index, run in enumerate(self.runs)
+        ]
 
     def configs(self, base: Config, source: str = "sweep") -> list[Config]:
-        """Each run's resolved config; errors name the field and the run (unsweepable, bad value, duplicate)."""
+        """Each run's resolved config; errors name the field and the run (unsweepable, bad value,
+        duplicate)."""
         if not self.runs:
             raise SweepError(f"{source}: no runs")
         configs = []
@@ -85,18 +106,27 @@ class SweepSpec:
                 reason = unsweepable_reason(name)
                 if reason:
                     raise SweepError(f"{source}: {name!r} cannot be swept: it {reason}")
-                if name in RESTORE_ONLY and base.task != "restore":
-                    raise SweepError(f"{source}: {name!r} only weighs the restoration loss (task 'restore'); "
-                                     f"this sweep trains task {base.task!r}")
+                owner = next((t for t in TASK_MODULES if name in get_task(t).own_fields), None)
+                if owner is not None and owner != base.task:
+                    raise SweepError(
+                        f"{source}: {name!r} is read by task {owner!r} only; this sweep trains "
+                        f"task {base.task!r}"
+                    )
             try:
                 config = base.replace(**run)
             except ConfigError as error:
                 raise SweepError(f"{source}: run {index} ({run}): {error}") from None
             if not 0 <= config.seed <= MAX_SEED or config.data_seed > MAX_SEED:
-                raise SweepError(f"{source}: run {index}: seeds must lie in 0..{MAX_SEED}, got seed {config.seed}, "
-                                 f"data_seed {config.data_seed}")
+                raise SweepError(
+                    f"{source}: run {index}: seeds must lie in 0..{MAX_SEED}, "
+                    f"got seed {config.seed}, "
+                    f"data_seed {config.data_seed}"
+                )
             if config in configs:
-                raise SweepError(f"{source}: runs {configs.index(config)} and {index} have the same settings ({run})")
+                raise SweepError(
+                    f"{source}: runs {configs.index(config)} and {index} "
+                    f"have the same settings ({run})"
+                )
             configs.append(config)
         return configs
 
@@ -109,15 +139,20 @@ def _show(value: Any) -> str:
 
 
 def parse_sweep_flags(flags: list[str]) -> SweepSpec:
-    """`["seed=0,1,2,3", "lr=1e-4,2e-4"]` (repeated `--sweep FIELD=V1,V2,...`) -> the grid of the values."""
+    """`["seed=0,1,2,3", "lr=1e-4,2e-4"]` (repeated `--sweep FIELD=V1,V2,...`) -> the grid of the
+    values."""
     values: dict[str, list] = {}
     for flag in flags:
         name, has_values, text = flag.partition("=")
         name = name.strip().removeprefix("config.")
         if not has_values or not text.strip():
-            raise SweepError(f"--sweep {flag!r}: expected FIELD=V1,V2,... (e.g. --sweep seed=0,1,2,3)")
+            raise SweepError(
+                f"--sweep {flag!r}: expected FIELD=V1,V2,... (e.g. --sweep seed=0,1,2,3)"
+            )
         if name in values:
-            raise SweepError(f"--sweep {flag!r}: {name!r} is swept twice; list all its values in one flag")
+            raise SweepError(
+                f"--sweep {flag!r}: {name!r} is swept twice; list all its values in one flag"
+            )
         reason = unsweepable_reason(name)
         if reason:
             raise SweepError(f"--sweep {flag!r}: {name!r} cannot be swept: it {reason}")
@@ -126,7 +161,8 @@ def parse_sweep_flags(flags: list[str]) -> SweepSpec:
 
 
 def load_sweep_file(path: str | os.PathLike) -> SweepSpec:
-    """A JSON file holding `{"grid": {FIELD: [values]}}` or `{"runs": [{FIELD: value, ...}, ...]}`."""
+    """A JSON file holding `{"grid": {FIELD: [values]}}` or `{"runs": [{FIELD: value, ...},
+    ...]}`."""
     path = Path(path)
     try:
         content = json.loads(path.read_text())
@@ -136,12 +172,16 @@ def load_sweep_file(path: str | os.PathLike) -> SweepSpec:
         raise SweepError(f"sweep file {path}: not readable JSON ({error})") from None
     found = sorted(content) if isinstance(content, dict) else type(content).__name__
     if found not in (["grid"], ["runs"]):
-        raise SweepError(f"sweep file {path}: expected one key, 'grid' ({{FIELD: [values]}}) or 'runs' "
-                         f"([{{FIELD: value}}, ...]); found {found}")
+        raise SweepError(
+            f"sweep file {path}: expected one key, 'grid' ({{FIELD: [values]}}) or 'runs' "
+            f"([{{FIELD: value}}, ...]); found {found}"
+        )
     if "grid" in content:
         grid = content["grid"]
         if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
-            raise SweepError(f"sweep file {path}: 'grid' must map each field to a non-empty list of values")
+            raise SweepError(
+                f"sweep file {path}: 'grid' must map each field to a non-empty list of values"
+            )
         return SweepSpec.grid(grid)
     runs = content["runs"]
     if not isinstance(runs, list) or not all(isinstance(run, dict) for run in runs):
@@ -149,54 +189,69 @@ def load_sweep_file(path: str | os.PathLike) -> SweepSpec:
     return SweepSpec(tuple(runs))
 
 
-# --- The stacked state and step -----------------------------------------------------------------------------
+# --- The stacked state and step -------------------------------------------------------------------
 
 
 @struct.dataclass
 class SweepState:
     runs: TrainState  # every leaf stacked on a leading axis of K runs
-    active: jax.Array  # (K,) bool: False once a run went non-finite; its state stays frozen at its last good step
+    active: (
+        jax.Array
+    )  # (K,) bool: False once a run went non-finite; its state stays frozen at its last good step
 
 
 def init_values(config: Config) -> dict[str, jax.Array]:
     """The run's values that `init_state` reads off its config, as arrays (traced by `init_fn`)."""
     dtype = param_dtype(config)
-    return {name: jnp.asarray(getattr(config, name)) if name == "seed" else jnp.asarray(getattr(config, name), dtype)
-            for name in INIT_FIELDS}
+    return {
+        name: jnp.asarray(getattr(config, name))
+        if name == "seed"
+        else jnp.asarray(getattr(config, name), dtype)
+        for name in INIT_FIELDS
+    }
 
 
-def init_fn(base: Config, models: Models) -> Callable[[dict[str, jax.Array]], TrainState]:
-    """jit: a run's `init_values` -> its fresh TrainState, as `init_state(run_config)` makes it. `init_state`
-    reads the seed and hyperparameters off the config, so a config holding traced values compiles once."""
-    return jax.jit(lambda values: init_state(dataclasses.replace(base, **values), models))
+def init_fn(base: Config, modules: Modules) -> Callable[[dict[str, jax.Array]], TrainState]:
+    """jit: a run's `init_values` -> its fresh TrainState, as `init_state(run_config)` makes it.
+    `init_state` reads the seed and hyperparameters off the config, so a config holding traced
+    values compiles once."""
+    return jax.jit(lambda values: init_state(dataclasses.replace(base, **values), modules))
 
 
 def stack(states: list[Any], mesh: Mesh) -> Any:
-    """K pytrees of one structure -> one with each leaf stacked on a leading axis, split over `runs`."""
-    return jax.jit(lambda *trees: jax.tree.map(lambda *leaves: jnp.stack(leaves), *trees),
-                   out_shardings=sharding.runs_sharding(mesh))(*states)
+    """K pytrees of one structure -> one with each leaf stacked on a leading axis, split over
+    `runs`."""
+    return jax.jit(
+        lambda *trees: jax.tree.map(lambda *leaves: jnp.stack(leaves), *trees),
+        out_shardings=sharding.runs_sharding(mesh),
+    )(*states)
 
 
 @functools.lru_cache(maxsize=4)
 def _take_fn(destination: jax.sharding.Sharding):
-    return jax.jit(lambda tree, index: jax.tree.map(lambda leaf: leaf[index], tree), out_shardings=destination)
+    return jax.jit(
+        lambda tree, index: jax.tree.map(lambda leaf: leaf[index], tree), out_shardings=destination
+    )
 
 
 def take(tree: Any, index: int, destination: jax.sharding.Sharding) -> Any:
-    """Run `index` of a stacked pytree, placed on `destination` (one compiled slice for every index)."""
+    """Run `index` of a stacked pytree, placed on `destination` (one compiled slice for every
+    index)."""
     return _take_fn(destination)(tree, jnp.asarray(index, jnp.int32))
 
 
-def init_sweep(base: Config, configs: list[Config], models: Models, mesh: Mesh) -> SweepState:
+def init_sweep(base: Config, configs: list[Config], modules: Modules, mesh: Mesh) -> SweepState:
     """The K runs' fresh states, stacked (one compiled init, K calls)."""
-    init = init_fn(base, models)
+    init = init_fn(base, modules)
     runs = stack([init(init_values(config)) for config in configs], mesh)
-    return SweepState(runs, jax.device_put(jnp.ones(len(configs), bool), sharding.runs_sharding(mesh)))
+    return SweepState(
+        runs, jax.device_put(jnp.ones(len(configs), bool), sharding.runs_sharding(mesh))
+    )
 
 
 def resolve_mode(mode: str, mesh: Mesh) -> str:
-    """`auto`: K unrolled copies on CPU (XLA's CPU backend runs vmapped, i.e. grouped, convolutions slowly:
-    docs/sweeps.md), `jax.vmap` elsewhere."""
+    """`auto`: K unrolled copies on CPU (XLA's CPU backend runs vmapped, i.e. grouped, convolutions
+    slowly: docs/sweeps.md), `jax.vmap` elsewhere."""
     if mode not in MODES:
         raise SweepError(f"sweep mode must be one of {MODES}, got {mode!r}")
     if mode != "auto":
@@ -204,35 +259,53 @@ def resolve_mode(mode: str, mesh: Mesh) -> str:
     return "unrolled" if mesh.devices.flat[0].platform == "cpu" else "vmap"
 
 
-def make_sweep_step(config: Config, models: Models, num_runs: int, mesh: Mesh, mode: str = "auto",
-                    donate: bool = True) -> Callable:
-    """jit: (SweepState, batch of stacked (K, B, ...) arrays) -> (SweepState, metrics of shape (K,)), the
-    metrics holding each run's losses, `active` and `step` (a stopped run's is the step it froze at).
+def make_sweep_step(
+    config: Config,
+    modules: Modules,
+    num_runs: int,
+    mesh: Mesh,
+    mode: str = "auto",
+    donate: bool = True,
+) -> Callable:
+    """jit: (SweepState, batch of stacked (K, B, ...) arrays) -> (SweepState, metrics of shape
+    (K,)), the metrics holding each run's losses, `active` and `step` (a stopped run's is the step
+    it froze at).
 
-    Each run takes the single-run step (`jaxgan.trainer.task_step`); a run whose new state is not finite,
-    or that was already stopped, keeps its old state inside the step, so NaNs never reach a later step.
+    Each run takes the single-run step (the task's `step`); a run whose new state is not finite, or
+    that was already stopped, keeps its old state inside the step, so NaNs never reach a later step.
     """
-    from jaxgan.trainer import task_step
-
-    single = functools.partial(task_step(config), models)
+    single = get_task(config.task).step(config, modules)
 
     def run_step(state: TrainState, active: jax.Array, batch: dict[str, jax.Array]):
         new_state, metrics = single(state, batch)
         keep = active & metrics["finite"]
-        return jax.tree.map(lambda new, old: jnp.where(keep, new, old), new_state, state), keep, metrics
+        return (
+            jax.tree.map(lambda new, old: jnp.where(keep, new, old), new_state, state),
+            keep,
+            metrics,
+        )
 
     if resolve_mode(mode, mesh) == "vmap":
         stepped = jax.vmap(run_step)
     else:
+
         def stepped(states, active, batch):
-            results = [run_step(*jax.tree.map(lambda leaf, k=k: leaf[k], (states, active, batch)))
-                       for k in range(num_runs)]
+            results = [
+                run_step(*jax.tree.map(lambda leaf, k=k: leaf[k], (states, active, batch)))
+                for k in range(num_runs)
+            ]
             return jax.tree.map(lambda *leaves: jnp.stack(leaves), *results)
 
-    def sweep_step(sweep: SweepState, batch: dict[str, jax.Array]) -> tuple[SweepState, dict[str, jax.Array]]:
+    def sweep_step(
+        sweep: SweepState, batch: dict[str, jax.Array]
+    ) -> tuple[SweepState, dict[str, jax.Array]]:
         runs, active, metrics = stepped(sweep.runs, sweep.active, batch)
         return SweepState(runs, active), {**metrics, "active": active, "step": runs.step}
 
     runs = sharding.runs_sharding(mesh)  # metrics (K,) are replicated: every process reads them
-    return jax.jit(sweep_step, in_shardings=(runs, sharding.sweep_batch_sharding(mesh)),
-                   out_shardings=(runs, sharding.replicated(mesh)), donate_argnums=(0,) if donate else ())
+    return jax.jit(
+        sweep_step,
+        in_shardings=(runs, sharding.sweep_batch_sharding(mesh)),
+        out_shardings=(runs, sharding.replicated(mesh)),
+        donate_argnums=(0,) if donate else (),
+    )

@@ -1,11 +1,13 @@
-"""The sweep loop (`train_sweep`): K runs through one compiled step, each run in its own complete workdir.
+"""The sweep loop (`train_sweep`): K runs through one compiled step, each run in its own complete
+workdir.
 
-WORKDIR/sweep.json holds the sweep (base config, runs); WORKDIR/NAME/ is a run's workdir (run.json with
-its resolved config, checkpoints/, samples/, tensorboard/, metrics.jsonl), which scripts/sample.py,
-evaluate.py and convert.py read like any workdir. Re-running the command resumes every run at the latest
-checkpoint step they all have. A run that goes non-finite stays frozen at its last good state inside the
-compiled step; that state is saved, the stop recorded in WORKDIR/stopped.json and reported, and the other
-runs go on. At the end WORKDIR/summary.md and summary.json rank the runs (`jaxgan.sweep_summary`).
+WORKDIR/sweep.json holds the sweep (base config, runs); WORKDIR/NAME/ is a run's workdir (run.json
+with its resolved config, checkpoints/, samples/, tensorboard/, metrics.jsonl), which
+scripts/sample.py, evaluate.py and convert.py read like any workdir. Re-running the command resumes
+every run at the latest checkpoint step they all have. A run that goes non-finite stays frozen at
+its last good state inside the compiled step; that state is saved, the stop recorded in
+WORKDIR/stopped.json and reported, and the other runs go on. At the end WORKDIR/summary.md and
+summary.json rank the runs (`jaxgan.sweep_summary`).
 """
 
 from __future__ import annotations
@@ -15,25 +17,23 @@ import functools
 import io
 import json
 import os
-import time
 import warnings
 from pathlib import Path
 from typing import Any
 
-import grain
 import jax
 import numpy as np
 from tqdm import tqdm
 
-from jaxgan import checkpoint, preemption, sharding, sweep_summary
+from jaxgan import checkpoint, preemption, run_info, sharding, sweep_summary
 from jaxgan.atomic import atomic_path
-from jaxgan.augment import augment_size
 from jaxgan.config import Config
 from jaxgan.data.fingerprint import fingerprint
-from jaxgan.data.pipeline import Batches, keyed_draws
+from jaxgan.data.pipeline import Batches, keyed_draws, prefetched
 from jaxgan.data.sources import Source, make_source
+from jaxgan.loop import Cadence, DurationEstimate, StepTimer, log_scalars
 from jaxgan.monitor import Monitor
-from jaxgan.state import enable_precision, init_state, make_models, param_dtype
+from jaxgan.state import enable_precision, init_state, make_modules, param_dtype
 from jaxgan.sweep import (
     SweepError,
     SweepSpec,
@@ -46,7 +46,8 @@ from jaxgan.sweep import (
     stack,
     take,
 )
-from jaxgan.trainer import host_transform, log_scalars, make_sampler, prepare_workdir, task_evaluator
+from jaxgan.tasks import get_task
+from jaxgan.trainer import prepare_workdir
 from jaxgan.workdir_lock import LOCK_FILE, WorkdirLock
 
 SPEC_FILE, STOPPED_FILE = "sweep.json", "stopped.json"
@@ -62,15 +63,19 @@ def read_spec(workdir: str | os.PathLike) -> SweepSpec:
     path = Path(workdir) / SPEC_FILE
     info = json.loads(path.read_text())
     if info.get("format_version") != FORMAT_VERSION:
-        raise SweepError(f"{path}: sweep format version {info.get('format_version')}, this jaxgan reads "
-                         f"{FORMAT_VERSION}")
+        raise SweepError(
+            f"{path}: sweep format version {info.get('format_version')}, this jaxgan reads "
+            f"{FORMAT_VERSION}"
+        )
     return SweepSpec(tuple(info["runs"]))
 
 
-def requested_sweep(flags: list[str], sweep_file: str | None, workdir: str | os.PathLike,
-                    base: Config) -> SweepSpec | None:
-    """The sweep that scripts/train.py's flags ask for (checked against the base config): `--sweep` flags,
-    a `--sweep-file`, or, with neither, the sweep already in `workdir` (resuming it); None for a single run."""
+def requested_sweep(
+    flags: list[str], sweep_file: str | None, workdir: str | os.PathLike, base: Config
+) -> SweepSpec | None:
+    """The sweep that scripts/train.py's flags ask for (checked against the base config): `--sweep`
+    flags, a `--sweep-file`, or, with neither, the sweep already in `workdir` (resuming it); None
+    for a single run."""
     if flags and sweep_file:
         raise SweepError("give --sweep flags or --sweep-file, not both")
     if flags or sweep_file:
@@ -89,106 +94,188 @@ def _write_json(path: Path, content: Any) -> None:
             temporary.write_text(json.dumps(content, indent=2) + "\n")
 
 
-def prepare_root(base: Config, spec: SweepSpec, configs: list[Config], root: Path, data: dict | None = None,
-                 allow_data_change: bool = False) -> list[Path]:
-    """Refuse a workdir holding something else or another sweep; record the sweep; prepare each run's workdir
-    (refusing changed data as a single run does)."""
-    names, record = spec.names(), {"format_version": FORMAT_VERSION, "base_config": base.to_dict(), **spec.to_dict()}
-    if checkpoint.is_workdir(root):
-        raise SweepError(f"{root} holds a single run ({checkpoint.RUN_FILE}); give the sweep its own --workdir")
+def prepare_root(
+    base: Config,
+    spec: SweepSpec,
+    configs: list[Config],
+    root: Path,
+    data: dict | None = None,
+    allow_data_change: bool = False,
+) -> list[Path]:
+    """Refuse a workdir holding something else or another sweep; record the sweep; prepare each
+    run's workdir (refusing changed data as a single run does)."""
+    names, record = (
+        spec.names(),
+        {"format_version": FORMAT_VERSION, "base_config": base.to_dict(), **spec.to_dict()},
+    )
+    if run_info.is_workdir(root):
+        raise SweepError(
+            f"{root} holds a single run ({run_info.RUN_FILE}); give the sweep its own --workdir"
+        )
     if is_sweep(root):
         old = json.loads((root / SPEC_FILE).read_text())
         if old["runs"] != json.loads(json.dumps(spec.to_dict()["runs"])):
-            raise SweepError(f"{root} holds another sweep (runs {old['names']}); this command asks for runs {names}. "
-                             "Use another --workdir, or repeat the sweep's --sweep flags to resume it")
+            raise SweepError(
+                f"{root} holds another sweep (runs {old['names']}); "
+                f"this command asks for runs {names}. "
+                "Use another --workdir, or repeat the sweep's --sweep flags to resume it"
+            )
     elif root.is_dir() and any(p.name != LOCK_FILE for p in root.iterdir()):
-        raise SweepError(f"{root} exists, is not empty and holds no {SPEC_FILE}: not a sweep workdir")
+        raise SweepError(
+            f"{root} exists, is not empty and holds no {SPEC_FILE}: not a sweep workdir"
+        )
     else:  # a new sweep: marked as one before its runs' folders appear
         _write_json(root / SPEC_FILE, record)
     for config, name in zip(configs, names):
-        prepare_workdir(config, root / name, data, allow_data_change)  # refuses a config that changes the numbers
-    _write_json(root / SPEC_FILE, record)  # the base config's bookkeeping fields (num_steps, ...) as now given
+        prepare_workdir(
+            config, root / name, data, allow_data_change
+        )  # refuses a config that changes the numbers
+    _write_json(
+        root / SPEC_FILE, record
+    )  # the base config's bookkeeping fields (num_steps, ...) as now given
     return [root / name for name in names]
 
 
 class SweepBatches:
-    """This process's block of the stacked host batches: {"images": (k, b, S, S, nc) uint8[, "latents"]}.
+    """This process's block of the stacked host batches: {"images": (k, b, S, S, nc) uint8[,
+    "latents"]}.
 
-    One `Batches` stream per distinct data seed (runs with the same data seed share its decoded images), over
-    the source as that data seed makes it (photos' crops are keyed by it); latents (and augmentation draws)
-    keyed by each run's seed, as a single run draws them (`keyed_draws`).
+    One `Batches` stream per distinct data seed (runs with the same data seed share its decoded
+    images), over the source as that data seed makes it (photos' crops are keyed by it); latents
+    (and augmentation draws) keyed by each run's seed, as a single run draws them (`keyed_draws`).
     """
 
     def __init__(self, source: Source, base: Config, configs: list[Config], rows: slice):
         self.configs, self.rows, self.base = configs, rows, base
-        self.streams = {seed: Batches(source.with_data_seed(seed), base.batch_size, seed, rows,
-                                      transform=host_transform(base))
-                        for seed in dict.fromkeys(c.resolved_data_seed for c in configs)}
+        options = get_task(base.task).batch_options(base)
+        self.nz, self.augment_size = options.get("nz", 0), options.get("augment_size", 0)
+        self.streams = {
+            seed: Batches(
+                source.with_data_seed(seed),
+                base.batch_size,
+                seed,
+                rows,
+                transform=options.get("transform"),
+            )
+            for seed in dict.fromkeys(c.resolved_data_seed for c in configs)
+        }
 
     def batch(self, step: int) -> dict[str, np.ndarray]:
         images = {seed: stream.batch(step) for seed, stream in self.streams.items()}
         keys = next(iter(images.values())).keys()
-        batch = {key: np.stack([images[c.resolved_data_seed][key] for c in self.configs]) for key in keys}
-        if self.base.task == "gan":
-            base = self.base
-            drawn = {seed: keyed_draws(seed, step, base.batch_size, self.rows, base.nz, augment_size(base),
-                                       param_dtype(base)) for seed in dict.fromkeys(c.seed for c in self.configs)}
-            for key in drawn[self.configs[0].seed]:
-                batch[key] = np.stack([drawn[c.seed][key] for c in self.configs])
+        batch = {
+            key: np.stack([images[c.resolved_data_seed][key] for c in self.configs]) for key in keys
+        }
+        base = self.base
+        drawn = {
+            seed: keyed_draws(
+                seed,
+                step,
+                base.batch_size,
+                self.rows,
+                self.nz,
+                self.augment_size,
+                param_dtype(base),
+            )
+            for seed in dict.fromkeys(c.seed for c in self.configs)
+        }
+        for key in drawn[self.configs[0].seed]:
+            batch[key] = np.stack([drawn[c.seed][key] for c in self.configs])
         return batch
 
     def iterate(self, start: int, stop: int, threads: int = 8, prefetch: int = 16):
-        if threads <= 0:
-            return (self.batch(step) for step in range(start, stop))
-        dataset = grain.MapDataset.range(start, stop).map(self.batch)
-        return iter(dataset.to_iter_dataset(grain.ReadOptions(num_threads=threads, prefetch_buffer_size=prefetch)))
+        return prefetched(self.batch, start, stop, threads, prefetch)
 
     def skipped(self, config: Config) -> int:
-        stream = self.streams.get(config.resolved_data_seed)  # None: another process holds this run's data
+        stream = self.streams.get(
+            config.resolved_data_seed
+        )  # None: another process holds this run's data
         return len(stream.skipped) if stream is not None else 0
 
 
 class SweepRuns:
-    """The host side of a sweep's K runs: their workdirs, checkpoints, monitors, samplers, evaluators, stops."""
+    """The host side of a sweep's K runs: their workdirs, checkpoints, monitors, samplers,
+    evaluators, stops."""
 
-    def __init__(self, base: Config, spec: SweepSpec, configs: list[Config], run_dirs: list[Path], models,
-                 run_mesh, batches: SweepBatches, write):
-        self.base, self.spec, self.configs, self.run_dirs, self.models = base, spec, configs, run_dirs, models
+    def __init__(
+        self,
+        base: Config,
+        spec: SweepSpec,
+        configs: list[Config],
+        run_dirs: list[Path],
+        modules,
+        run_mesh,
+        batches: SweepBatches,
+        write,
+    ):
+        self.base, self.spec, self.configs, self.run_dirs, self.modules = (
+            base,
+            spec,
+            configs,
+            run_dirs,
+            modules,
+        )
+        self.task = get_task(base.task)
         self.names, self.run_mesh, self.batches, self.write = spec.names(), run_mesh, batches, write
         self.placed = sharding.replicated(run_mesh)  # one run's state, as a single run holds it
         self.checkpoints = [checkpoint.Checkpoints(d, base.keep_checkpoints) for d in run_dirs]
         stopped_file = run_dirs[0].parent / STOPPED_FILE
-        self.stopped: dict[str, dict] = json.loads(stopped_file.read_text()) if stopped_file.is_file() else {}
+        self.stopped: dict[str, dict] = (
+            json.loads(stopped_file.read_text()) if stopped_file.is_file() else {}
+        )
         self.monitors: list[Monitor] = []
         self.samplers: dict[int, Any] = {}
         self.evaluators: dict[int, Any] = {}
 
     def restore(self, fresh: SweepState, mesh) -> tuple[SweepState, int]:
-        """Restack the runs at the latest checkpoint step all running runs have (stopped runs at their frozen
-        step); returns (state, start step). Running runs start fresh when there is no such step."""
+        """Restack the runs at the latest checkpoint step all running runs have (stopped runs at
+        their frozen step); returns (state, start step). Running runs start fresh when there is no
+        such step."""
         names, checkpoints, stopped = self.names, self.checkpoints, self.stopped
         running = [k for k, name in enumerate(names) if name not in stopped]
-        common = set.intersection(*(set(checkpoints[k].all_steps()) for k in running)) if running else set()
+        common = (
+            set.intersection(*(set(checkpoints[k].all_steps()) for k in running))
+            if running
+            else set()
+        )
         start = max(common, default=None)
         targets = {k: start for k in running if start is not None}
-        for k, name in enumerate(names):  # its frozen state (or, were that save cut off, the one before)
-            saved = [s for s in checkpoints[k].all_steps() if name in stopped and s <= stopped[name]["step"]]
+        for k, name in enumerate(
+            names
+        ):  # its frozen state (or, were that save cut off, the one before)
+            saved = [
+                s
+                for s in checkpoints[k].all_steps()
+                if name in stopped and s <= stopped[name]["step"]
+            ]
             if saved:
                 targets[k] = max(saved)
-        active = jax.device_put(np.array([name not in stopped for name in names]), sharding.runs_sharding(mesh))
-        start = (start or 0) if running else self.base.num_steps  # nothing left to train when all have stopped
+        active = jax.device_put(
+            np.array([name not in stopped for name in names]), sharding.runs_sharding(mesh)
+        )
+        start = (
+            (start or 0) if running else self.base.num_steps
+        )  # nothing left to train when all have stopped
         if not targets:
             return fresh.replace(active=active), start
-        shapes = jax.eval_shape(functools.partial(init_state, self.base, self.models))
+        shapes = jax.eval_shape(functools.partial(init_state, self.base, self.modules))
         abstract = checkpoint.abstract_like(shapes, self.placed)
-        states = [checkpoints[k].restore(targets[k], abstract)[0] if k in targets else self.run_state(fresh, k)
-                  for k in range(len(names))]
+        states = [
+            checkpoints[k].restore(targets[k], abstract)[0]
+            if k in targets
+            else self.run_state(fresh, k)
+            for k in range(len(names))
+        ]
         return SweepState(stack(states, mesh), active), start
 
     def open_monitors(self, start: int) -> None:
         primary = jax.process_index() == 0
-        self.monitors = [Monitor(d, start, self.base.num_steps, enabled=primary, hparams=c.to_dict(), progress=False)
-                         for d, c in zip(self.run_dirs, self.configs)]
+        self.monitors = [
+            Monitor(
+                d, start, self.base.num_steps, enabled=primary, hparams=c.to_dict(), progress=False
+            )
+            for d, c in zip(self.run_dirs, self.configs)
+        ]
 
     def run_state(self, state: SweepState, k: int):
         return take(state.runs, k, self.placed)
@@ -196,12 +283,16 @@ class SweepRuns:
     def save(self, k: int, step: int, run_state) -> None:
         if step in self.checkpoints[k].all_steps():  # saved before a resume: the same numbers
             return
-        sharding.check_replicas_agree({"generator": run_state.generator.params,
-                                       "discriminator": run_state.discriminator.params}, step)
-        self.checkpoints[k].save(step, run_state, {"data_position": step,
-                                                   "skipped_examples": self.batches.skipped(self.configs[k])})
+        sharding.check_replicas_agree(
+            {role: model.params for role, model in run_state.models.items()}, step
+        )
+        self.checkpoints[k].save(
+            step,
+            run_state,
+            {"data_position": step, "skipped_examples": self.batches.skipped(self.configs[k])},
+        )
         if jax.process_index() == 0:
-            checkpoint.end_segment(self.run_dirs[k], step)
+            run_info.end_segment(self.run_dirs[k], step)
 
     def note_stops(self, state: SweepState, values: dict[str, np.ndarray]) -> list[int]:
         """Save, record and report runs newly frozen by the step; return the runs still running."""
@@ -212,33 +303,48 @@ class SweepRuns:
                 self.stopped[name] = {"step": frozen, "settings": self.spec.runs[k]}
                 self.save(k, frozen, self.run_state(state, k))
                 _write_json(self.run_dirs[k].parent / STOPPED_FILE, self.stopped)
-                self.write(f"run {name} stopped: non-finite losses or parameters at step {frozen + 1}; its last "
-                           f"good state (step {frozen}) is saved as its checkpoint; the other runs go on")
+                self.write(
+                    f"run {name} stopped: non-finite losses or parameters at step {frozen + 1}; "
+                    "its last "
+                    f"good state (step {frozen}) is saved as its checkpoint; the other runs go on"
+                )
         return [k for k in range(len(self.names)) if values["active"][k]]
 
-    def log(self, step: int, values: dict[str, np.ndarray], running: list[int], seconds: float) -> None:
+    def log(
+        self, step: int, values: dict[str, np.ndarray], running: list[int], seconds: float
+    ) -> None:
         for k in running:
             scalars = {n: float(v[k]) for n, v in values.items() if n not in ("active", "step")}
-            self.monitors[k].log(step, log_scalars(scalars, seconds, self.base.batch_size))
+            self.monitors[k].log(
+                step, log_scalars(self.task.log_names, scalars, seconds, self.base.batch_size)
+            )
         self.write(log_line(step, values, seconds, len(self.names) * self.base.batch_size))
 
     def sample(self, k: int, run_state, step: int) -> None:
         if k not in self.samplers:
-            self.samplers[k] = make_sampler(self.configs[k], self.models, self.run_mesh)
+            self.samplers[k] = self.task.make_sampler(self.configs[k], self.modules, self.run_mesh)
         self.monitors[k].images(step, self.samplers[k](run_state))
 
     def evaluate(self, k: int, run_state, step: int) -> None:
-        """Log the task's evaluation of run k (digits metrics, held-out PSNR/SSIM, ...), when there is one."""
+        """Log the task's evaluation of run k (digits metrics, held-out PSNR/SSIM, ...), when there
+        is one."""
         if k not in self.evaluators:
             with warnings.catch_warnings():
-                if not self.base.eval_every:  # only the summary asks: no score for this data is no news
+                if (
+                    not self.base.eval_every
+                ):  # only the summary asks: no score for this data is no news
                     warnings.simplefilter("ignore")
-                self.evaluators[k] = task_evaluator(self.configs[k], self.models, self.run_mesh)
+                self.evaluators[k] = self.task.make_evaluator(
+                    self.configs[k], self.modules, self.run_mesh
+                )
         if self.evaluators[k] is not None:
             self.monitors[k].log(step, self.evaluators[k](run_state, step))
 
-    def final_row(self, k: int, run_state, fid_reference: str | None, inception_weights: str | None) -> dict:
-        """Run k's summary row, evaluated at its final step (unless that was done) and logged to its metrics."""
+    def final_row(
+        self, k: int, run_state, fid_reference: str | None, inception_weights: str | None
+    ) -> dict:
+        """Run k's summary row, evaluated at its final step (unless that was done) and logged to its
+        metrics."""
         step, metrics_file = int(jax.device_get(run_state.step)), self.run_dirs[k] / "metrics.jsonl"
         logged = sweep_summary.logged_at(metrics_file, step)
         if not any(name.startswith("eval/") and name != "eval/ref_fid" for name in logged):
@@ -247,8 +353,14 @@ class SweepRuns:
             self.checkpoints[k].wait()
             fid = reference_fid(self.run_dirs[k], self.configs[k], fid_reference, inception_weights)
             self.monitors[k].log(step, {"eval/ref_fid": fid})
-        return sweep_summary.run_row(k, self.names[k], self.spec.runs[k], self.run_dirs[k], step,
-                                     self.stopped.get(self.names[k]))
+        return sweep_summary.run_row(
+            k,
+            self.names[k],
+            self.spec.runs[k],
+            self.run_dirs[k],
+            step,
+            self.stopped.get(self.names[k]),
+        )
 
     def close(self) -> None:
         """Pending asynchronous saves complete, even when the sweep stops on an error."""
@@ -259,13 +371,21 @@ class SweepRuns:
             monitor.close()
 
 
-def train_sweep(base: Config, spec: SweepSpec, workdir: str | os.PathLike, mode: str = "auto",
-                sort_by: str | None = None, fid_reference: str | None = None,
-                inception_weights: str | None = None, allow_data_change: bool = False) -> SweepState:
-    """Train (or resume) the runs of `spec` (values over `base`) in `workdir`; returns the final stacked state.
+def train_sweep(
+    base: Config,
+    spec: SweepSpec,
+    workdir: str | os.PathLike,
+    mode: str = "auto",
+    sort_by: str | None = None,
+    fid_reference: str | None = None,
+    inception_weights: str | None = None,
+    allow_data_change: bool = False,
+) -> SweepState:
+    """Train (or resume) the runs of `spec` (values over `base`) in `workdir`; returns the final
+    stacked state.
 
-    `fid_reference`: a statistics .npz (pytorch-fid's mu/sigma): each run's FID against it goes into the
-    summary (Inception weights from `inception_weights` or $JAXGAN_INCEPTION_WEIGHTS).
+    `fid_reference`: a statistics .npz (pytorch-fid's mu/sigma): each run's FID against it goes into
+    the summary (Inception weights from `inception_weights` or $JAXGAN_INCEPTION_WEIGHTS).
     """
     enable_precision(base)
     root = Path(workdir)
@@ -281,68 +401,94 @@ def train_sweep(base: Config, spec: SweepSpec, workdir: str | os.PathLike, mode:
         load_statistics(fid_reference)
         inception_weights = str(resolve_weights_path(inception_weights))
     source = make_source(base)
-    with WorkdirLock(root, enabled=jax.process_index() == 0):  # one sweep (or run) per workdir at a time
+    with WorkdirLock(
+        root, enabled=jax.process_index() == 0
+    ):  # one sweep (or run) per workdir at a time
         run_dirs = prepare_root(base, spec, configs, root, fingerprint(source), allow_data_change)
-        models = make_models(base)
-        step_fn = make_sweep_step(base, models, num_runs, mesh, mode)
+        modules = make_modules(base)
+        step_fn = make_sweep_step(base, modules, num_runs, mesh, mode)
         primary = jax.process_index() == 0
-        bar = tqdm(total=base.num_steps, unit="step", dynamic_ncols=True, smoothing=0.1, disable=not primary)
+        bar = tqdm(
+            total=base.num_steps,
+            unit="step",
+            dynamic_ncols=True,
+            smoothing=0.1,
+            disable=not primary,
+        )
         write = bar.write if primary else (lambda line: None)
         block_runs, block_rows = sharding.process_block(num_runs, batch_size, mesh)
         batches = SweepBatches(source, base, configs[block_runs], block_rows)
-        runs = SweepRuns(base, spec, configs, run_dirs, models, run_mesh, batches, write)
+        runs = SweepRuns(base, spec, configs, run_dirs, modules, run_mesh, batches, write)
         try:
-            state, start = runs.restore(init_sweep(base, configs, models, mesh), mesh)
+            state, start = runs.restore(init_sweep(base, configs, modules, mesh), mesh)
             runs.open_monitors(start)
             bar.update(start)
             write(f"jaxgan sweep: {num_runs} runs ({mode}) in {root}; {sharding.describe(mesh)}")
             write(f"data: {source.describe()}")
             if start:
-                write(f"resuming the sweep from step {start}, the latest checkpoint all running runs have")
+                write(
+                    f"resuming the sweep from step {start}, "
+                    "the latest checkpoint all running runs have"
+                )
             for name, info in runs.stopped.items():
-                write(f"run {name} stayed stopped at step {info['step']} (non-finite at step {info['step'] + 1})")
-            interrupted, last_time, last_step = False, time.perf_counter(), start
+                write(
+                    f"run {name} stayed stopped at step {info['step']} "
+                    f"(non-finite at step {info['step'] + 1})"
+                )
+            interrupted, cadence, step_timer = False, Cadence(base), StepTimer(start)
+            timer = DurationEstimate(start, base.num_steps)
             with preemption.StopRequest() as stop:
-                for step, host_batch in zip(range(start, base.num_steps),
-                                            batches.iterate(start, base.num_steps, base.loader_threads)):
-                    state, metrics = step_fn(state, sharding.to_global_sweep(host_batch, mesh, num_runs, batch_size))
+                for step, host_batch in zip(
+                    range(start, base.num_steps),
+                    batches.iterate(start, base.num_steps, base.loader_threads),
+                ):
+                    state, metrics = step_fn(
+                        state, sharding.to_global_sweep(host_batch, mesh, num_runs, batch_size)
+                    )
                     done = step + 1
                     bar.update()
+                    if timer.wants(done):
+                        jax.block_until_ready(metrics)
+                        estimate = timer.mark(done)
+                        if estimate:
+                            write(estimate)
                     stopping = stop.requested(done)
-                    log_now = done % base.log_every == 0 or done == base.num_steps
-                    sample_now = done % base.sample_every == 0 or done == base.num_steps
-                    eval_now = bool(base.eval_every) and done % base.eval_every == 0
-                    save_now = done % base.checkpoint_every == 0 or done == base.num_steps or stopping
-                    if not (log_now or sample_now or eval_now or save_now):
+                    moments = cadence.after(done, stopping)
+                    if not moments.any():
                         continue
                     values = jax.device_get(metrics)
                     running = runs.note_stops(state, values)
-                    if log_now:
-                        now = time.perf_counter()
-                        seconds, last_time, last_step = (now - last_time) / (done - last_step), now, done
-                        runs.log(done, values, running, seconds)
-                    for k in running if sample_now or eval_now or save_now else ():
+                    if moments.log:
+                        runs.log(done, values, running, step_timer.lap(done))
+                    for k in running if moments.sample or moments.evaluate or moments.save else ():
                         run_state = runs.run_state(state, k)
-                        if sample_now:
+                        if moments.sample:
                             runs.sample(k, run_state, done)
-                        if eval_now:
+                        if moments.evaluate:
                             runs.evaluate(k, run_state, done)
-                        if save_now:
+                        if moments.save:
                             runs.save(k, done, run_state)
                     if stopping:
                         interrupted = True
-                        write(f"stopping on signal {stop.signal_name}: checkpoints written at step {done}; run the "
-                              "same command again to resume the sweep")
+                        write(
+                            f"stopping on signal {stop.signal_name}: "
+                            f"checkpoints written at step {done}; run the "
+                            "same command again to resume the sweep"
+                        )
                         break
                     if not running:
                         write(f"every run has stopped (non-finite) by step {done}")
                         break
             if not interrupted:
-                rows = [runs.final_row(k, runs.run_state(state, k), fid_reference, inception_weights)
-                        for k in range(num_runs)]
+                rows = [
+                    runs.final_row(k, runs.run_state(state, k), fid_reference, inception_weights)
+                    for k in range(num_runs)
+                ]
                 if primary:
                     summary = sweep_summary.rank(rows, sort_by)
-                    table = sweep_summary.markdown(summary, f"{root}: {num_runs} runs of {base.num_steps} steps")
+                    table = sweep_summary.markdown(
+                        summary, f"{root}: {num_runs} runs of {base.num_steps} steps"
+                    )
                     sweep_summary.write(root, summary, table)
                     write(table)
         finally:
@@ -351,14 +497,21 @@ def train_sweep(base: Config, spec: SweepSpec, workdir: str | os.PathLike, mode:
         return state
 
 
-def reference_fid(run_dir: Path, config: Config, reference: str, inception_weights: str | None) -> float:
-    """The run's FID against reference statistics (as `scripts/evaluate.py gan --metric fid --ref` measures
-    it) from `eval_num` images of its latest checkpoint."""
-    from jaxgan.metrics.report import evaluate_gan
+def reference_fid(
+    run_dir: Path, config: Config, reference: str, inception_weights: str | None
+) -> float:
+    """The run's FID against reference statistics (as `scripts/evaluate.py gan --metric fid --ref`
+    measures it) from `eval_num` images of its latest checkpoint."""
+    from jaxgan.tasks.gan.benchmark import evaluate_gan
 
     with contextlib.redirect_stdout(io.StringIO()):  # evaluate_gan prints its own table
-        record = evaluate_gan(str(run_dir), metric=["fid"], num=config.eval_num, ref=reference,
-                              inception_weights=inception_weights)
+        record = evaluate_gan(
+            str(run_dir),
+            metric=["fid"],
+            num=config.eval_num,
+            ref=reference,
+            inception_weights=inception_weights,
+        )
     return record["metrics"]["fid"]
 
 
@@ -367,5 +520,11 @@ def log_line(step: int, values: dict[str, np.ndarray], seconds: float, images: i
     shown = []
     for key in ("d_loss", "g_loss", "rec_loss"):
         if key in values:
-            shown.append(f"{key} " + " ".join(f"{v:.3f}" if a else "-" for v, a in zip(values[key], values["active"])))
-    return f"step {step}: {' | '.join(shown)} | {1000 * seconds:.0f} ms/step, {images / seconds:.0f} img/s"
+            shown.append(
+                f"{key} "
+                + " ".join(f"{v:.3f}" if a else "-" for v, a in zip(values[key], values["active"]))
+            )
+    return (
+        f"step {step}: {' | '.join(shown)} | "
+        f"{1000 * seconds:.0f} ms/step, {images / seconds:.0f} img/s"
+    )

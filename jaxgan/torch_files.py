@@ -1,4 +1,5 @@
-"""Reading and writing PyTorch weight files safely: `.pth`/`.pt` with `weights_only=True`, or safetensors.
+"""Reading and writing PyTorch weight files safely: `.pth`/`.pt` with `weights_only=True`, or
+safetensors.
 
 Reading `.safetensors` needs no torch. Real-world layouts are handled: `module.` prefixes from
 `nn.DataParallel`/DDP, and checkpoint dicts holding state dicts under keys (`--key NAME`).
@@ -28,7 +29,8 @@ def require_torch(path: str | os.PathLike):
         import torch
     except ImportError as error:
         raise WeightsFileError(
-            f"{path}: reading or writing PyTorch files needs torch; install the extra: pip install 'jaxgan[torch]' "
+            f"{path}: reading or writing PyTorch files needs torch; install the extra: "
+            "pip install 'jaxgan[torch]' "
             "(or convert the file to .safetensors, which needs no torch)"
         ) from error
     return torch
@@ -50,18 +52,23 @@ def numpy_to_tensor(array: np.ndarray):
     import torch
 
     if array.dtype.name == "bfloat16":
-        return torch.from_numpy(np.require(array, requirements="C").view(np.int16)).view(torch.bfloat16)
+        return torch.from_numpy(np.require(array, requirements="C").view(np.int16)).view(
+            torch.bfloat16
+        )
     return torch.from_numpy(np.require(array, requirements="C"))
 
 
 def _is_state_dict(value: Any) -> bool:
-    return isinstance(value, Mapping) and len(value) > 0 and all(
-        hasattr(v, "shape") and hasattr(v, "dtype") for v in value.values()
+    return (
+        isinstance(value, Mapping)
+        and len(value) > 0
+        and all(hasattr(v, "shape") and hasattr(v, "dtype") for v in value.values())
     )
 
 
 def read_file(path: str | os.PathLike) -> Any:
-    """The raw object in a `.safetensors` (dict of numpy arrays) or torch file (weights only, no code)."""
+    """The raw object in a `.safetensors` (dict of numpy arrays) or torch file (weights only, no
+    code)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
@@ -81,10 +88,14 @@ def read_file(path: str | os.PathLike) -> Any:
             "Save a state dict instead: torch.save(model.state_dict(), 'weights.pth')"
         ) from error
     except Exception as error:
-        raise WeightsFileError(f"{path}: not a readable PyTorch file ({type(error).__name__}: {error})") from error
+        raise WeightsFileError(
+            f"{path}: not a readable PyTorch file ({type(error).__name__}: {error})"
+        ) from error
 
 
-def load_state_dict(path: str | os.PathLike, key: str | None = None) -> tuple[dict[str, np.ndarray], list[str]]:
+def load_state_dict(
+    path: str | os.PathLike, key: str | None = None
+) -> tuple[dict[str, np.ndarray], list[str]]:
     """A flat {name: numpy array} state dict from a file, and notes on what was done to it.
 
     `key` selects a state dict inside a checkpoint dict (dots go deeper: `models.netG`).
@@ -105,15 +116,23 @@ def load_state_dict(path: str | os.PathLike, key: str | None = None) -> tuple[di
                 f"Keys holding state dicts: {candidates}; all keys: {list(obj)}"
             )
         raise WeightsFileError(f"{path}: holds a {type(obj).__name__}, not a state dict of tensors")
-    state_dict = {k: tensor_to_numpy(v) if hasattr(v, "detach") else np.asarray(v) for k, v in obj.items()}
+    state_dict = {
+        k: tensor_to_numpy(v) if hasattr(v, "detach") else np.asarray(v) for k, v in obj.items()
+    }
     if state_dict and all(k.startswith("module.") for k in state_dict):
-        state_dict = {k[len("module."):]: v for k, v in state_dict.items()}
-        notes.append("stripped the 'module.' prefix of an nn.DataParallel / DistributedDataParallel state dict")
+        state_dict = {k[len("module.") :]: v for k, v in state_dict.items()}
+        notes.append(
+            "stripped the 'module.' prefix of an nn.DataParallel / DistributedDataParallel "
+            "state dict"
+        )
     return state_dict, notes
 
 
-def save_state_dict(state_dict: Mapping[str, np.ndarray], path: str | os.PathLike, force: bool = False) -> Path:
-    """Write `.safetensors` (no torch needed) or `.pth` atomically; never overwrites without `force`."""
+def save_state_dict(
+    state_dict: Mapping[str, np.ndarray], path: str | os.PathLike, force: bool = False
+) -> Path:
+    """Write `.safetensors` (no torch needed) or `.pth` atomically; never overwrites without
+    `force`."""
     path = check_writable(path, force)
     arrays = {k: np.require(v, requirements="C") for k, v in state_dict.items()}
     with atomic_path(path) as temporary:

@@ -20,7 +20,8 @@ class WorkdirBusyError(RuntimeError):
 
 
 class WorkdirLock:
-    """Context manager: hold the workdir's lock (when `enabled`: process 0 of a run) or fail at once."""
+    """Context manager: hold the workdir's lock (when `enabled`: process 0 of a run) or fail at
+    once."""
 
     def __init__(self, workdir: str | os.PathLike, enabled: bool = True):
         self.path, self.enabled, self.handle = Path(workdir) / LOCK_FILE, enabled, None
@@ -36,8 +37,10 @@ class WorkdirLock:
             handle.seek(0)
             holder = _describe(handle.read())
             handle.close()
-            raise WorkdirBusyError(f"{self.path.parent} is in use by another run ({holder}); wait for it to "
-                                   "finish or stop it, or give this run another --workdir") from None
+            raise WorkdirBusyError(
+                f"{self.path.parent} is in use by another run ({holder}); wait for it to "
+                "finish or stop it, or give this run another --workdir"
+            ) from None
         handle.seek(0)
         handle.truncate()
         handle.write(json.dumps({"host": socket.gethostname(), "pid": os.getpid()}))

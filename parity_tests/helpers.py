@@ -20,10 +20,18 @@ def precision(dtype: str):
     return jax.enable_x64(True) if dtype == "float64" else contextlib.nullcontext()
 
 
-def make_torch_model(name: str, size: int = 32, nc: int = 3, width: int = 8, skips: bool = False,
-                     nz: int = 16, seed: int = 0, dtype: str = "float32") -> torch.nn.Module:
-    """A torch_ref model with DCGAN-initialised weights, then BatchNorm affine parameters and running
-    statistics drawn away from their defaults, so that a wrong statistic or mode shows."""
+def make_torch_model(
+    name: str,
+    size: int = 32,
+    nc: int = 3,
+    width: int = 8,
+    skips: bool = False,
+    nz: int = 16,
+    seed: int = 0,
+    dtype: str = "float32",
+) -> torch.nn.Module:
+    """A torch_ref model with DCGAN-initialised weights, then BatchNorm affine parameters and
+    running statistics drawn away from their defaults, so that a wrong statistic or mode shows."""
     torch.manual_seed(seed)
     if name == "generator":
         module = torch_models.Generator(nz=nz, ngf=width, nc=nc, image_size=size)
@@ -43,8 +51,15 @@ def make_torch_model(name: str, size: int = 32, nc: int = 3, width: int = 8, ski
     return module.to(TORCH_DTYPES[dtype])
 
 
-def make_inputs(name: str, batch: int, size: int = 32, nc: int = 3, nz: int = 16, seed: int = 1,
-                dtype: str = "float32") -> list[np.ndarray]:
+def make_inputs(
+    name: str,
+    batch: int,
+    size: int = 32,
+    nc: int = 3,
+    nz: int = 16,
+    seed: int = 1,
+    dtype: str = "float32",
+) -> list[np.ndarray]:
     """NCHW numpy inputs (latents as (N, nz, 1, 1)); the restorer also gets a 0/1 mask."""
     rng = np.random.default_rng(seed)
     if name == "generator":
@@ -56,7 +71,9 @@ def make_inputs(name: str, batch: int, size: int = 32, nc: int = 3, nz: int = 16
 
 
 def to_jax_input(array: np.ndarray) -> np.ndarray:
-    return array.reshape(len(array), -1) if array.shape[2:] == (1, 1) else array.transpose(0, 2, 3, 1)
+    return (
+        array.reshape(len(array), -1) if array.shape[2:] == (1, 1) else array.transpose(0, 2, 3, 1)
+    )
 
 
 def state_dict_numpy(module: torch.nn.Module) -> dict[str, np.ndarray]:
@@ -71,9 +88,15 @@ def torch_forward(module: torch.nn.Module, inputs: list[np.ndarray], train: bool
     return out.reshape(-1) if out.shape[1:] == (1, 1, 1) else out.transpose(0, 2, 3, 1)
 
 
-def jax_forward(name: str, state_dict: dict[str, np.ndarray], inputs: list[np.ndarray], train: bool,
-                dtype: str = "float32"):
-    """(output, new batch_stats or None) of the converted Flax model; D's logits pass through sigmoid."""
+def jax_forward(
+    name: str,
+    state_dict: dict[str, np.ndarray],
+    inputs: list[np.ndarray],
+    train: bool,
+    dtype: str = "float32",
+):
+    """(output, new batch_stats or None) of the converted Flax model; D's logits pass through
+    sigmoid."""
     arch = convert.infer_arch(name, state_dict)
     variables = convert.torch_to_flax(arch, state_dict)
     model = convert.build_model(arch, np.dtype(dtype))

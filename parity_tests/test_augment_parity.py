@@ -1,4 +1,5 @@
-"""DiffAugment in jaxgan (NHWC) and torch_ref (NCHW) on the same host draws: same pixels, same gradients."""
+"""DiffAugment in jaxgan (NHWC) and torch_ref (NCHW) on the same host draws: same pixels, same
+gradients."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from jaxgan.augment import USES, diff_augment, draws, parse_policy
+from jaxgan.tasks.gan.augment import USES, diff_augment, draws, parse_policy
 from torch_ref.augment import diff_augment as torch_diff_augment
 
 
@@ -17,7 +18,9 @@ from torch_ref.augment import diff_augment as torch_diff_augment
 def test_forward_and_gradient_match_in_float64(policy, nc):
     operations = parse_policy(policy)
     x = np.random.default_rng(nc).uniform(-1, 1, (6, 32, 32, nc))
-    weights = np.random.default_rng(7).normal(size=x.shape)  # a loss that weighs every output pixel differently
+    weights = np.random.default_rng(7).normal(
+        size=x.shape
+    )  # a loss that weighs every output pixel differently
     drawn = draws(5, 11, 6, 32)
     with jax.enable_x64(True):
         for use in range(USES):
@@ -32,7 +35,10 @@ def test_forward_and_gradient_match_in_float64(policy, nc):
             torch_value = (out * torch.from_numpy(weights.transpose(0, 3, 1, 2))).sum()
             torch_value.backward()
             jax_out = np.asarray(diff_augment(jnp.asarray(x), jnp.asarray(draw), operations))
-            np.testing.assert_allclose(jax_out, out.detach().numpy().transpose(0, 2, 3, 1), rtol=0, atol=1e-14)
+            np.testing.assert_allclose(
+                jax_out, out.detach().numpy().transpose(0, 2, 3, 1), rtol=0, atol=1e-14
+            )
             assert abs(float(value) - float(torch_value)) <= 1e-12 * abs(float(torch_value))
-            np.testing.assert_allclose(np.asarray(grad), images.grad.numpy().transpose(0, 2, 3, 1), rtol=0,
-                                       atol=1e-13)
+            np.testing.assert_allclose(
+                np.asarray(grad), images.grad.numpy().transpose(0, 2, 3, 1), rtol=0, atol=1e-13
+            )

@@ -1,4 +1,5 @@
-"""Checkpoint conversion: exact round trips both ways, the seed's own classes, and real-world files."""
+"""Checkpoint conversion: exact round trips both ways, the seed's own classes, and real-world
+files."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import torch
 from flax import traverse_util
 from torch import nn
 
-from jaxgan import checkpoint, convert, torch_files
+from jaxgan import convert, model_folder, torch_files
 from parity_tests.helpers import make_torch_model, precision, torch_forward
 from scripts import convert as convert_cli
 from scripts import sample as sample_cli
@@ -38,7 +39,7 @@ class SeedGenerator(nn.Module):
             nn.BatchNorm2d(64),
             nn.ReLU(True),
             nn.ConvTranspose2d(64, 3, 4, 2, 1, bias=False),
-            nn.Tanh()
+            nn.Tanh(),
         )
 
     def forward(self, input):
@@ -63,7 +64,7 @@ class SeedDiscriminator(nn.Module):
             nn.BatchNorm2d(512),
             nn.LeakyReLU(0.2, inplace=True),
             nn.Conv2d(512, 1, 4, 1, 0, bias=False),
-            nn.Sigmoid()
+            nn.Sigmoid(),
         )
 
     def forward(self, input):
@@ -71,7 +72,8 @@ class SeedDiscriminator(nn.Module):
 
 
 def assert_same_state_dict(got: dict, expected: dict, ordered: bool = True) -> None:
-    """Same keys (in the same order, except for safetensors, which stores keys sorted), dtypes, values."""
+    """Same keys (in the same order, except for safetensors, which stores keys sorted), dtypes,
+    values."""
     assert list(got) == list(expected) if ordered else sorted(got) == sorted(expected)
     for key, want in expected.items():
         value, want = torch.as_tensor(got[key]), torch.as_tensor(want)
@@ -84,15 +86,27 @@ def run_cli(main, *args: str) -> int:
 
 
 @pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
-@pytest.mark.parametrize("name,skips", [("generator", False), ("discriminator", False), ("restorer", False),
-                                        ("restorer", True)])
+@pytest.mark.parametrize(
+    "name,skips",
+    [("generator", False), ("discriminator", False), ("restorer", False), ("restorer", True)],
+)
 def test_torch_to_jax_to_torch_is_exact(tmp_path, name, skips, suffix, dtype):
     module = make_torch_model(name, skips=skips, dtype=dtype)
     original = module.state_dict()
     source = tmp_path / f"model{suffix}"
     torch_files.save_state_dict({k: v.numpy() for k, v in original.items()}, source)
     assert run_cli(convert_cli.main, "torch2jax", "--model", name, source, tmp_path / "jax") == 0
-    assert run_cli(convert_cli.main, "jax2torch", "--model", name, tmp_path / "jax", tmp_path / f"back{suffix}") == 0
+    assert (
+        run_cli(
+            convert_cli.main,
+            "jax2torch",
+            "--model",
+            name,
+            tmp_path / "jax",
+            tmp_path / f"back{suffix}",
+        )
+        == 0
+    )
     back, _ = torch_files.load_state_dict(tmp_path / f"back{suffix}")
     assert_same_state_dict(back, original, ordered=suffix == ".pth")
 
@@ -100,18 +114,46 @@ def test_torch_to_jax_to_torch_is_exact(tmp_path, name, skips, suffix, dtype):
 @pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
 @pytest.mark.parametrize("name", ["generator", "discriminator", "restorer"])
 def test_jax_to_torch_to_jax_is_exact(tmp_path, name, suffix, dtype):
-    arch = {"generator": dict(model="generator", nz=16, ngf=8, nc=3, image_size=32),
-            "discriminator": dict(model="discriminator", ndf=8, nc=1, image_size=64),
-            "restorer": dict(model="restorer", nc=3, width=8, image_size=32, skips=True)}[name]
+    arch = {
+        "generator": dict(model="generator", nz=16, ngf=8, nc=3, image_size=32),
+        "discriminator": dict(model="discriminator", ndf=8, nc=1, image_size=64),
+        "restorer": dict(model="restorer", nc=3, width=8, image_size=32, skips=True),
+    }[name]
     shapes = convert.variable_shapes(arch)
     rng = np.random.default_rng(0)
-    flat = {path: (np.full(shape, 3, np.int32) if path[-1] == "num_batches_tracked"
-                   else rng.standard_normal(shape).astype(dtype)) for path, shape in shapes.items()}
+    flat = {
+        path: (
+            np.full(shape, 3, np.int32)
+            if path[-1] == "num_batches_tracked"
+            else rng.standard_normal(shape).astype(dtype)
+        )
+        for path, shape in shapes.items()
+    }
     variables = traverse_util.unflatten_dict(flat)
-    checkpoint.save_model(tmp_path / "jax", arch, variables)
-    assert run_cli(convert_cli.main, "jax2torch", "--model", name, tmp_path / "jax", tmp_path / f"t{suffix}") == 0
-    assert run_cli(convert_cli.main, "torch2jax", "--model", name, tmp_path / f"t{suffix}", tmp_path / "back") == 0
-    back_arch, back = checkpoint.load_model(tmp_path / "back")
+    model_folder.save_model(tmp_path / "jax", arch, variables)
+    assert (
+        run_cli(
+            convert_cli.main,
+            "jax2torch",
+            "--model",
+            name,
+            tmp_path / "jax",
+            tmp_path / f"t{suffix}",
+        )
+        == 0
+    )
+    assert (
+        run_cli(
+            convert_cli.main,
+            "torch2jax",
+            "--model",
+            name,
+            tmp_path / f"t{suffix}",
+            tmp_path / "back",
+        )
+        == 0
+    )
+    back_arch, back = model_folder.load_model(tmp_path / "back")
     assert back_arch == arch
     back_flat = traverse_util.flatten_dict(back)
     assert set(back_flat) == set(flat)
@@ -122,17 +164,24 @@ def test_jax_to_torch_to_jax_is_exact(tmp_path, name, suffix, dtype):
 
 def test_seed_classes_load_strictly_convert_and_run(tmp_path):
     torch.manual_seed(0)
-    for seed_class, ours, name in [(SeedGenerator, make_torch_model("generator", 64, 3, 64, nz=100), "generator"),
-                                   (SeedDiscriminator, make_torch_model("discriminator", 64, 3, 64), "discriminator")]:
+    for seed_class, ours, name in [
+        (SeedGenerator, make_torch_model("generator", 64, 3, 64, nz=100), "generator"),
+        (SeedDiscriminator, make_torch_model("discriminator", 64, 3, 64), "discriminator"),
+    ]:
         seed_model = seed_class()
         ours.load_state_dict(seed_model.state_dict(), strict=True)  # torch_ref is the seed's layout
         torch.save(seed_model.state_dict(), tmp_path / f"{name}.pth")
         state_dict, _ = torch_files.load_state_dict(tmp_path / f"{name}.pth")
         arch = convert.infer_arch(name, state_dict)
-        assert arch == ({"model": "generator", "nz": 100, "ngf": 64, "nc": 3, "image_size": 64} if name == "generator"
-                        else {"model": "discriminator", "ndf": 64, "nc": 3, "image_size": 64})
+        assert arch == (
+            {"model": "generator", "nz": 100, "ngf": 64, "nc": 3, "image_size": 64}
+            if name == "generator"
+            else {"model": "discriminator", "ndf": 64, "nc": 3, "image_size": 64}
+        )
         variables = convert.torch_to_flax(arch, state_dict)
-        inputs = np.random.default_rng(1).standard_normal((2, 100, 1, 1) if name == "generator" else (2, 3, 64, 64))
+        inputs = np.random.default_rng(1).standard_normal(
+            (2, 100, 1, 1) if name == "generator" else (2, 3, 64, 64)
+        )
         inputs = inputs.astype(np.float32)
         expected = torch_forward(seed_model, [inputs], train=False)
         jax_input = inputs.reshape(2, 100) if name == "generator" else inputs.transpose(0, 2, 3, 1)
@@ -141,45 +190,119 @@ def test_seed_classes_load_strictly_convert_and_run(tmp_path):
         np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5)
 
 
-@pytest.mark.parametrize("nc,data_parallel", [(3, False), (1, True)], ids=["seed", "mnist-dataparallel"])
+@pytest.mark.parametrize(
+    "nc,data_parallel", [(3, False), (1, True)], ids=["seed", "mnist-dataparallel"]
+)
 def test_user_flow_convert_sample_and_back(tmp_path, nc, data_parallel, capsys):
     """Done-when of the core issue: save, convert with the CLI, sample on given latents with
-    scripts/sample.py (eval mode) within 1e-5 of PyTorch, convert back to an identical state dict."""
+    scripts/sample.py (eval mode) within 1e-5 of PyTorch, convert back to an identical state
+    dict."""
     module = make_torch_model("generator", 64, nc, 64, nz=100)
     saved = nn.DataParallel(module) if data_parallel else module
     torch.save(saved.state_dict(), tmp_path / "netG.pth")
     latents = np.random.default_rng(2).standard_normal((6, 100, 1, 1)).astype(np.float32)
     np.save(tmp_path / "z.npy", latents)
-    assert run_cli(convert_cli.main, "torch2jax", "--model", "generator", tmp_path / "netG.pth", tmp_path / "g") == 0
+    assert (
+        run_cli(
+            convert_cli.main,
+            "torch2jax",
+            "--model",
+            "generator",
+            tmp_path / "netG.pth",
+            tmp_path / "g",
+        )
+        == 0
+    )
     if data_parallel:
         assert "module." in capsys.readouterr().out  # it says what it did
-    assert run_cli(sample_cli.main, "--checkpoint", tmp_path / "g", "--latents", tmp_path / "z.npy",
-                   "--out", tmp_path / "x.npy") == 0
-    np.testing.assert_allclose(np.load(tmp_path / "x.npy"), torch_forward(module, [latents], train=False),
-                               rtol=0, atol=1e-5)
-    assert run_cli(convert_cli.main, "jax2torch", "--model", "generator", tmp_path / "g", tmp_path / "back.pth") == 0
-    assert_same_state_dict(torch.load(tmp_path / "back.pth", weights_only=True), module.state_dict())
+    assert (
+        run_cli(
+            sample_cli.main,
+            "--checkpoint",
+            tmp_path / "g",
+            "--latents",
+            tmp_path / "z.npy",
+            "--out",
+            tmp_path / "x.npy",
+        )
+        == 0
+    )
+    np.testing.assert_allclose(
+        np.load(tmp_path / "x.npy"),
+        torch_forward(module, [latents], train=False),
+        rtol=0,
+        atol=1e-5,
+    )
+    assert (
+        run_cli(
+            convert_cli.main,
+            "jax2torch",
+            "--model",
+            "generator",
+            tmp_path / "g",
+            tmp_path / "back.pth",
+        )
+        == 0
+    )
+    assert_same_state_dict(
+        torch.load(tmp_path / "back.pth", weights_only=True), module.state_dict()
+    )
 
 
 def test_checkpoint_dict_needs_key_and_lists_keys(tmp_path, capsys):
     generator = make_torch_model("generator")
     discriminator = make_torch_model("discriminator")
-    torch.save({"netG": generator.state_dict(), "netD": discriminator.state_dict(), "epoch": 3},
-               tmp_path / "ckpt.pth")
-    assert run_cli(convert_cli.main, "torch2jax", "--model", "generator", tmp_path / "ckpt.pth", tmp_path / "g") == 1
+    torch.save(
+        {"netG": generator.state_dict(), "netD": discriminator.state_dict(), "epoch": 3},
+        tmp_path / "ckpt.pth",
+    )
+    assert (
+        run_cli(
+            convert_cli.main,
+            "torch2jax",
+            "--model",
+            "generator",
+            tmp_path / "ckpt.pth",
+            tmp_path / "g",
+        )
+        == 1
+    )
     error = capsys.readouterr().err
     assert "--key" in error and "'netG'" in error and "'netD'" in error
     assert not (tmp_path / "g").exists()
-    assert run_cli(convert_cli.main, "torch2jax", "--model", "discriminator", "--key", "netD", tmp_path / "ckpt.pth",
-                   tmp_path / "d") == 0
-    _, variables = checkpoint.load_model(tmp_path / "d")
-    np.testing.assert_array_equal(variables["params"]["conv_0"]["kernel"],
-                                  discriminator.state_dict()["main.0.weight"].numpy().transpose(2, 3, 1, 0))
+    assert (
+        run_cli(
+            convert_cli.main,
+            "torch2jax",
+            "--model",
+            "discriminator",
+            "--key",
+            "netD",
+            tmp_path / "ckpt.pth",
+            tmp_path / "d",
+        )
+        == 0
+    )
+    _, variables = model_folder.load_model(tmp_path / "d")
+    np.testing.assert_array_equal(
+        variables["params"]["conv_0"]["kernel"],
+        discriminator.state_dict()["main.0.weight"].numpy().transpose(2, 3, 1, 0),
+    )
 
 
 def test_pickled_whole_model_is_refused_with_advice(tmp_path, capsys):
     torch.save(make_torch_model("generator"), tmp_path / "whole.pth")
-    assert run_cli(convert_cli.main, "torch2jax", "--model", "generator", tmp_path / "whole.pth", tmp_path / "g") == 1
+    assert (
+        run_cli(
+            convert_cli.main,
+            "torch2jax",
+            "--model",
+            "generator",
+            tmp_path / "whole.pth",
+            tmp_path / "g",
+        )
+        == 1
+    )
     assert "state_dict()" in capsys.readouterr().err
     assert not (tmp_path / "g").exists()
 
@@ -188,7 +311,17 @@ def test_shape_mismatch_names_key_and_both_shapes(tmp_path, capsys):
     state_dict = make_torch_model("generator").state_dict()
     state_dict["main.3.weight"] = torch.zeros(32, 17, 4, 4)
     torch.save(state_dict, tmp_path / "bad.pth")
-    assert run_cli(convert_cli.main, "torch2jax", "--model", "generator", tmp_path / "bad.pth", tmp_path / "g") == 1
+    assert (
+        run_cli(
+            convert_cli.main,
+            "torch2jax",
+            "--model",
+            "generator",
+            tmp_path / "bad.pth",
+            tmp_path / "g",
+        )
+        == 1
+    )
     error = capsys.readouterr().err
     assert "main.3.weight" in error and "(32, 16, 4, 4)" in error and "(32, 17, 4, 4)" in error
     assert not (tmp_path / "g").exists()
@@ -208,12 +341,32 @@ def test_existing_output_needs_force(tmp_path, capsys):
     torch.save(make_torch_model("generator").state_dict(), tmp_path / "g.pth")
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "keep.txt").write_text("precious")
-    assert run_cli(convert_cli.main, "torch2jax", "--model", "generator", tmp_path / "g.pth", tmp_path / "out") == 1
+    assert (
+        run_cli(
+            convert_cli.main,
+            "torch2jax",
+            "--model",
+            "generator",
+            tmp_path / "g.pth",
+            tmp_path / "out",
+        )
+        == 1
+    )
     assert "--force" in capsys.readouterr().err
     assert (tmp_path / "out" / "keep.txt").read_text() == "precious"
-    assert run_cli(convert_cli.main, "torch2jax", "--model", "generator", "--force", tmp_path / "g.pth",
-                   tmp_path / "out") == 0
-    assert checkpoint.load_model(tmp_path / "out")[0]["model"] == "generator"
+    assert (
+        run_cli(
+            convert_cli.main,
+            "torch2jax",
+            "--model",
+            "generator",
+            "--force",
+            tmp_path / "g.pth",
+            tmp_path / "out",
+        )
+        == 0
+    )
+    assert model_folder.load_model(tmp_path / "out")[0]["model"] == "generator"
 
 
 def test_wrong_model_kind_is_a_clear_error():
@@ -226,17 +379,22 @@ def test_safetensors_needs_no_torch_and_pth_without_torch_names_the_extra(tmp_pa
     state_dict = {k: v.numpy() for k, v in make_torch_model("generator").state_dict().items()}
     torch_files.save_state_dict(state_dict, tmp_path / "g.safetensors")
     torch.save(make_torch_model("generator").state_dict(), tmp_path / "g.pth")
-    script = textwrap.dedent(f"""
+    script = textwrap.dedent(
+        f"""
         import sys
         sys.modules["torch"] = None  # as if torch were not installed
         from scripts import convert
-        assert convert.main(["torch2jax", "--model", "generator", r"{tmp_path / 'g.safetensors'}",
-                             r"{tmp_path / 'jax'}"]) == 0
-        assert convert.main(["torch2jax", "--model", "generator", r"{tmp_path / 'g.pth'}", r"{tmp_path / 'x'}"]) == 1
-    """)
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+        assert convert.main(["torch2jax", "--model", "generator", r"{tmp_path / "g.safetensors"}",
+                             r"{tmp_path / "jax"}"]) == 0
+        assert convert.main(["torch2jax", "--model", "generator", r"{tmp_path / "g.pth"}", """
+        f"""r"{tmp_path / "x"}"]) == 1
+    """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr
     assert "pip install 'jaxgan[torch]'" in result.stderr
     with precision("float32"):
-        arch, variables = checkpoint.load_model(tmp_path / "jax")
+        arch, variables = model_folder.load_model(tmp_path / "jax")
     assert convert.flax_to_torch(arch, jax.device_get(variables)).keys() == state_dict.keys()

@@ -40,7 +40,9 @@ def test_forward_matches_torch(name, skips, variant, train, dtype):
     module = make_torch_model(name, case["size"], case["nc"], skips=skips, dtype=dtype)
     inputs = make_inputs(name, case["batch"], case["size"], case["nc"], dtype=dtype)
     got, updates = jax_forward(name, state_dict_numpy(module), inputs, train, dtype)
-    expected = torch_forward(module, inputs, train)  # in train mode this updates module's statistics
+    expected = torch_forward(
+        module, inputs, train
+    )  # in train mode this updates module's statistics
     assert got.shape == expected.shape
     assert got.dtype == np.dtype(dtype)
     np.testing.assert_allclose(got, expected, rtol=0, atol=BOUND[dtype])
@@ -50,8 +52,13 @@ def test_forward_matches_torch(name, skips, variant, train, dtype):
             if entry.flax_path[0] != "batch_stats":
                 continue
             want = module.state_dict()[entry.torch_key].numpy()
-            np.testing.assert_allclose(np.asarray(converted[entry.flax_path[1:]]), want, rtol=0,
-                                       atol=BOUND[dtype], err_msg=entry.torch_key)
+            np.testing.assert_allclose(
+                np.asarray(converted[entry.flax_path[1:]]),
+                want,
+                rtol=0,
+                atol=BOUND[dtype],
+                err_msg=entry.torch_key,
+            )
 
 
 def test_discriminator_logits_are_the_seeds_sigmoid_input():
@@ -61,8 +68,9 @@ def test_discriminator_logits_are_the_seeds_sigmoid_input():
     inputs = make_inputs("discriminator", 5)
     state_dict = {k: v.numpy() for k, v in module.state_dict().items()}
     arch = convert.infer_arch("discriminator", state_dict)
-    logits = convert.build_model(arch).apply(convert.torch_to_flax(arch, state_dict),
-                                             inputs[0].transpose(0, 2, 3, 1), train=False)
+    logits = convert.build_model(arch).apply(
+        convert.torch_to_flax(arch, state_dict), inputs[0].transpose(0, 2, 3, 1), train=False
+    )
     assert logits.shape == (5,)
     module.eval()
     import torch
@@ -74,8 +82,9 @@ def test_discriminator_logits_are_the_seeds_sigmoid_input():
 
 @pytest.mark.parametrize("name,skips", MODELS, ids=lambda v: str(v))
 def test_bfloat16_compute_tracks_float32(name, skips):
-    """bfloat16 compute (parameters and BatchNorm statistics stay float32): outputs in bfloat16, within
-    bfloat16's rounding (8 bits of mantissa, compounded over the layers: 0.1 max abs, 0.02 mean) of float32."""
+    """bfloat16 compute (parameters and BatchNorm statistics stay float32): outputs in bfloat16,
+    within bfloat16's rounding (8 bits of mantissa, compounded over the layers: 0.1 max abs, 0.02
+    mean) of float32."""
     import jax.numpy as jnp
 
     module = make_torch_model(name, skips=skips)
@@ -87,9 +96,17 @@ def test_bfloat16_compute_tracks_float32(name, skips):
     model = convert.build_model(arch, jnp.bfloat16)
     assert np.dtype(model.param_dtype) == np.float32
     half, updates = model.apply(variables, *inputs, train=True, mutable=["batch_stats"])
-    statistics = [leaf for leaf in jax.tree.leaves(updates) if jnp.issubdtype(leaf.dtype, jnp.floating)]
-    assert statistics and all(leaf.dtype == np.float32 for leaf in statistics)  # statistics stay float32
+    statistics = [
+        leaf for leaf in jax.tree.leaves(updates) if jnp.issubdtype(leaf.dtype, jnp.floating)
+    ]
+    assert statistics and all(
+        leaf.dtype == np.float32 for leaf in statistics
+    )  # statistics stay float32
     half = model.apply(variables, *inputs, train=False)
-    assert half.dtype == (jnp.float32 if name == "discriminator" else jnp.bfloat16)  # D's logits: float32
+    assert half.dtype == (
+        jnp.float32 if name == "discriminator" else jnp.bfloat16
+    )  # D's logits: float32
     error = np.abs(np.asarray(half, np.float32) - full)
-    assert error.max() < 0.1 and error.mean() < 0.02 and error.max() > 0  # really computed in bfloat16
+    assert (
+        error.max() < 0.1 and error.mean() < 0.02 and error.max() > 0
+    )  # really computed in bfloat16

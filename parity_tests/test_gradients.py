@@ -15,7 +15,13 @@ import pytest
 import torch
 
 from jaxgan import convert
-from parity_tests.helpers import make_inputs, make_torch_model, precision, state_dict_numpy, to_jax_input
+from parity_tests.helpers import (
+    make_inputs,
+    make_torch_model,
+    precision,
+    state_dict_numpy,
+    to_jax_input,
+)
 
 SEEDS = (0, 1, 2)
 MODELS = [("generator", False), ("discriminator", False), ("restorer", True)]
@@ -49,16 +55,26 @@ def jax_gradients(name, state_dict, inputs, weights, dtype) -> dict[str, np.ndar
     target = weights if name == "discriminator" else weights.transpose(0, 2, 3, 1)
 
     def loss_fn(params, first):
-        out, _ = model.apply({"params": params, "batch_stats": variables["batch_stats"]}, first, *args[1:],
-                             train=True, mutable=["batch_stats"])
+        out, _ = model.apply(
+            {"params": params, "batch_stats": variables["batch_stats"]},
+            first,
+            *args[1:],
+            train=True,
+            mutable=["batch_stats"],
+        )
         return jnp.sum(out * target) / len(target)
 
     param_grads, input_grad = jax.grad(loss_fn, argnums=(0, 1))(variables["params"], args[0])
-    torch_layout = convert.flax_to_torch(arch, {"params": param_grads, "batch_stats": variables["batch_stats"]})
+    torch_layout = convert.flax_to_torch(
+        arch, {"params": param_grads, "batch_stats": variables["batch_stats"]}
+    )
     param_keys = {e.torch_key for e in convert.table(arch) if e.flax_path[0] == "params"}
     grads = {k: v for k, v in torch_layout.items() if k in param_keys}
-    grads["input"] = np.asarray(input_grad).reshape(inputs[0].shape) if name == "generator" else \
-        np.asarray(input_grad).transpose(0, 3, 1, 2)
+    grads["input"] = (
+        np.asarray(input_grad).reshape(inputs[0].shape)
+        if name == "generator"
+        else np.asarray(input_grad).transpose(0, 3, 1, 2)
+    )
     return grads
 
 
@@ -68,10 +84,14 @@ def gradients(name, skips, dtype, seed):
         inputs = make_inputs(name, 4, seed=seed + 10, dtype=dtype)
         weights = projection(name, 4, 32, 3, dtype)
         state_dict = state_dict_numpy(module)
-        return jax_gradients(name, state_dict, inputs, weights, dtype), torch_gradients(module, inputs, weights)
+        return jax_gradients(name, state_dict, inputs, weights, dtype), torch_gradients(
+            module, inputs, weights
+        )
 
 
-@pytest.mark.parametrize("name,skips", MODELS, ids=[m[0] + ("+skips" if m[1] else "") for m in MODELS])
+@pytest.mark.parametrize(
+    "name,skips", MODELS, ids=[m[0] + ("+skips" if m[1] else "") for m in MODELS]
+)
 def test_gradients_float64(name, skips):
     got, expected = gradients(name, skips, "float64", seed=0)
     assert set(got) == set(expected)
@@ -82,9 +102,13 @@ def test_gradients_float64(name, skips):
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-@pytest.mark.parametrize("name,skips", MODELS, ids=[m[0] + ("+skips" if m[1] else "") for m in MODELS])
+@pytest.mark.parametrize(
+    "name,skips", MODELS, ids=[m[0] + ("+skips" if m[1] else "") for m in MODELS]
+)
 def test_gradients_float32_as_close_to_float64_as_pytorch(name, skips, seed):
-    reference, _ = gradients(name, skips, "float64", seed)  # jaxgan float64 == torch float64 (test above)
+    reference, _ = gradients(
+        name, skips, "float64", seed
+    )  # jaxgan float64 == torch float64 (test above)
     jax32, torch32 = gradients(name, skips, "float32", seed)
 
     def error(grads, key):

@@ -1,26 +1,28 @@
-"""Training itself is the same: jaxgan's compiled step and torch_ref/train.py's loop (the seed's), started
-from the same weights (converted) and fed the same batches and latents (numpy arrays from jaxgan.data,
-not either framework's RNG), end with the same weights, running statistics and Adam moments.
+"""Training itself is the same: jaxgan's compiled step and torch_ref/train.py's loop (the seed's),
+started from the same weights (converted) and fed the same batches and latents (numpy arrays from
+jaxgan.data, not either framework's RNG), end with the same weights, running statistics and Adam
+moments.
 
-float64, 20 steps, without and with DiffAugment (the same host draws in both): every step's losses and
-every tensor at the end (models, EMA, BatchNorm statistics, Adam moments and steps) within 1e-8 of the
-tensor's largest magnitude. Measured with these settings
-(2-core CPU, 2026-11-25): jaxgan against PyTorch differs by at most 2.3e-15, and reordering the examples
-of each batch moves PyTorch's own tensors by up to 2.4e-15, so anything near 1e-8 would be a real
-difference in the algorithm. float32, the first step only: what is computed before any update (D's
-losses and outputs, G's BatchNorm statistics) within 1e-5 relative; gradients, read off Adam's first
-moment (with beta1 = 0.5, exp_avg = grad / 2 exactly), within 10 x max(PyTorch float32's own error, 1e-6)
-of a float64 reference, per tensor in norm, as parity_tests/test_gradients.py asks; what comes after D's
-update (G's loss, D's third statistics update) within 1e-3, because a float32 gradient at rounding level
-can flip the sign of an Adam step and move a weight by 2 x lr. Longer float32 runs are not compared:
-float32 GAN training magnifies rounding (reordering each batch moves PyTorch's own float32 weights by up
-to 20% and its losses by 2e-3 by step 20), and jaxgan's float32 Adam keeps beta2 as float32(0.999) and
-forms 1 - beta2 and 1 - beta2**t in float32 where PyTorch uses float64 (1.3e-5 relative).
+float64, 20 steps, without and with DiffAugment (the same host draws in both): every step's losses
+and every tensor at the end (models, EMA, BatchNorm statistics, Adam moments and steps) within 1e-8
+of the tensor's largest magnitude. Measured with these settings (2-core CPU, 2026-11-25): jaxgan
+against PyTorch differs by at most 2.3e-15, and reordering the examples of each batch moves
+PyTorch's own tensors by up to 2.4e-15, so anything near 1e-8 would be a real difference in the
+algorithm. float32, the first step only: what is computed before any update (D's losses and outputs,
+G's BatchNorm statistics) within 1e-5 relative; gradients, read off Adam's first moment (with
+beta1 = 0.5, exp_avg = grad / 2 exactly), within 10 x max(PyTorch float32's own error, 1e-6) of a
+float64 reference, per tensor in norm, as parity_tests/test_gradients.py asks; what comes after D's
+update (G's loss, D's third statistics update) within 1e-3, because a float32 gradient at rounding
+level can flip the sign of an Adam step and move a weight by 2 x lr. Longer float32 runs are not
+compared: float32 GAN training magnifies rounding (reordering each batch moves PyTorch's own float32
+weights by up to 20% and its losses by 2e-3 by step 20), and jaxgan's float32 Adam keeps beta2 as
+float32(0.999) and forms 1 - beta2 and 1 - beta2**t in float32 where PyTorch uses float64 (1.3e-5
+relative).
 """
+
 from __future__ import annotations
 
 import contextlib
-import functools
 
 import jax
 import numpy as np
@@ -29,44 +31,66 @@ import torch
 
 from jaxgan import config as config_lib
 from jaxgan import convert_state, sharding
-from jaxgan.augment import augment_size
 from jaxgan.data.pipeline import Batches
 from jaxgan.data.sources import make_source
-from jaxgan.state import discriminator_arch, generator_arch, make_models, param_dtype
-from jaxgan.trainer import task_step
+from jaxgan.state import make_modules, param_dtype
+from jaxgan.tasks import get_task
+from jaxgan.tasks.gan.augment import augment_size
 from torch_ref import train as torch_train
 
 STEPS = 20
 OVERRIDES = dict(data="photos", nc=3, nz=16, ngf=8, ndf=8, batch_size=8, ema_decay=0.9, seed=3)
 METRICS = ("d_loss", "d_loss_real", "d_loss_fake", "d_x", "d_g_z1", "g_loss", "d_g_z2")
-BEFORE_UPDATE = ("d_loss", "d_loss_real", "d_loss_fake", "d_x", "d_g_z1")  # computed before D's Adam step
+BEFORE_UPDATE = (
+    "d_loss",
+    "d_loss_real",
+    "d_loss_fake",
+    "d_x",
+    "d_g_z1",
+)  # computed before D's Adam step
 FLOAT64_TOLERANCE = 1e-8
 
 
 def make_config(dtype: str, augment: str = "") -> config_lib.Config:
-    return config_lib.load("dcgan32", {k: str(v) for k, v in {**OVERRIDES, "dtype": dtype, "augment": augment}.items()})
+    return config_lib.load(
+        "dcgan32", {k: str(v) for k, v in {**OVERRIDES, "dtype": dtype, "augment": augment}.items()}
+    )
 
 
 def start_from_torch(config: config_lib.Config):
-    """The seed's initialisation (torch_ref's `weights_init`) as a torch_ref checkpoint and as a jaxgan state."""
-    start = convert_state.checkpoint_to_numpy(torch_train.to_checkpoint(torch_train.new_run(config)))
+    """The seed's initialisation (torch_ref's `weights_init`) as a torch_ref checkpoint and as a
+    jaxgan state."""
+    start = convert_state.checkpoint_to_numpy(
+        torch_train.to_checkpoint(torch_train.new_run(config))
+    )
     return start, convert_state.state_from_torch(start)[1]
 
 
 def compiled_step(config: config_lib.Config):
-    """jaxgan's step compiled as the trainer compiles it (so the compilation cache serves both test modules)."""
-    return sharding.compile_step(functools.partial(task_step(config), make_models(config)), sharding.make_mesh())
+    """jaxgan's step compiled as the trainer compiles it (so the compilation cache serves both test
+    modules)."""
+    return sharding.compile_step(
+        get_task(config.task).step(config, make_modules(config)), sharding.make_mesh()
+    )
 
 
 def make_batches(config: config_lib.Config, steps: int) -> list[dict[str, np.ndarray]]:
-    batches = Batches(make_source(config), config.batch_size, config.resolved_data_seed, latent_seed=config.seed,
-                      nz=config.nz, latent_dtype=param_dtype(config), augment_size=augment_size(config))
+    batches = Batches(
+        make_source(config),
+        config.batch_size,
+        config.resolved_data_seed,
+        latent_seed=config.seed,
+        nz=config.nz,
+        latent_dtype=param_dtype(config),
+        augment_size=augment_size(config),
+    )
     return [batches.batch(step) for step in range(steps)]
 
 
 @contextlib.contextmanager
 def one_torch_thread():
-    """The 2 CI cores are shared by the workers; PyTorch's spinning threads would fight over them."""
+    """The 2 CI cores are shared by the workers; PyTorch's spinning threads would fight over
+    them."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -75,12 +99,24 @@ def one_torch_thread():
         torch.set_num_threads(threads)
 
 
-def run_torch(config: config_lib.Config, start: dict, batches: list) -> tuple[dict, list[dict[str, float]]]:
-    """torch_ref's loop from a converted checkpoint: (final checkpoint as numpy, metrics of each step)."""
-    run = torch_train.restore(torch_train.new_run(config), convert_state.checkpoint_to_tensors(start))
+def run_torch(
+    config: config_lib.Config, start: dict, batches: list
+) -> tuple[dict, list[dict[str, float]]]:
+    """torch_ref's loop from a converted checkpoint: (final checkpoint as numpy, metrics of each
+    step)."""
+    run = torch_train.restore(
+        torch_train.new_run(config), convert_state.checkpoint_to_tensors(start)
+    )
     with one_torch_thread():
-        metrics = [{k: float(v) for k, v in
-                    torch_train.train_step(run, b["images"], b["latents"], b.get("augment")).items()} for b in batches]
+        metrics = [
+            {
+                k: float(v)
+                for k, v in torch_train.train_step(
+                    run, b["images"], b["latents"], b.get("augment")
+                ).items()
+            }
+            for b in batches
+        ]
     return convert_state.checkpoint_to_numpy(torch_train.to_checkpoint(run)), metrics
 
 
@@ -97,23 +133,35 @@ def tensors(checkpoint: dict, prefix: str = "") -> dict[str, np.ndarray]:
 
 
 def relative_differences(reference: dict, other: dict) -> dict[str, float]:
-    """max |a - b| over max |reference|, per tensor of two torch_ref checkpoints with the same layout."""
+    """max |a - b| over max |reference|, per tensor of two torch_ref checkpoints with the same
+    layout."""
     expected, found = tensors(reference), tensors(other)
     assert sorted(expected) == sorted(found)
-    return {path: float(np.max(np.abs(found[path].astype(np.float64) - value)) /
-                        max(float(np.max(np.abs(value))), np.finfo(np.float64).tiny))
-            for path, value in expected.items()}
+    return {
+        path: float(
+            np.max(np.abs(found[path].astype(np.float64) - value))
+            / max(float(np.max(np.abs(value))), np.finfo(np.float64).tiny)
+        )
+        for path, value in expected.items()
+    }
 
 
 def assert_same_training_state(reference: dict, other: dict, tolerance: float) -> None:
-    """Both checkpoints at the same step, every tensor within `tolerance` of its largest magnitude."""
+    """Both checkpoints at the same step, every tensor within `tolerance` of its largest
+    magnitude."""
     for key in ("step", "data_position", "seeds", "config"):
         assert other[key] == reference[key], key
-    worst = {path: value for path, value in relative_differences(reference, other).items() if value > tolerance}
+    worst = {
+        path: value
+        for path, value in relative_differences(reference, other).items()
+        if value > tolerance
+    }
     assert not worst, f"tensors beyond {tolerance}: {worst}"
 
 
-@pytest.fixture(scope="module", params=["", "color,translation,cutout"], ids=["plain", "diffaugment"])
+@pytest.fixture(
+    scope="module", params=["", "color,translation,cutout"], ids=["plain", "diffaugment"]
+)
 def float64_runs(request):
     with jax.enable_x64(True):
         config = make_config("float64", request.param)
@@ -126,16 +174,28 @@ def float64_runs(request):
             jax_metrics.append({k: float(v) for k, v in metrics.items()})
         jax_final = convert_state.state_to_torch(config, state)
     torch_final, torch_metrics = run_torch(config, start, batches)
-    return dict(start=start, jax_final=jax_final, jax_metrics=jax_metrics, torch_final=torch_final,
-                torch_metrics=torch_metrics)
+    return dict(
+        start=start,
+        jax_final=jax_final,
+        jax_metrics=jax_metrics,
+        torch_final=torch_final,
+        torch_metrics=torch_metrics,
+    )
 
 
 def test_float64_losses_agree_at_every_step(float64_runs):
-    for step, (jax_values, torch_values) in enumerate(zip(float64_runs["jax_metrics"], float64_runs["torch_metrics"])):
+    for step, (jax_values, torch_values) in enumerate(
+        zip(float64_runs["jax_metrics"], float64_runs["torch_metrics"])
+    ):
         assert jax_values["finite"] == 1.0
         for name in METRICS:
             difference = abs(jax_values[name] - torch_values[name]) / abs(torch_values[name])
-            assert difference <= FLOAT64_TOLERANCE, (step, name, jax_values[name], torch_values[name])
+            assert difference <= FLOAT64_TOLERANCE, (
+                step,
+                name,
+                jax_values[name],
+                torch_values[name],
+            )
 
 
 def test_float64_final_weights_statistics_and_adam_moments_agree(float64_runs):
@@ -143,16 +203,20 @@ def test_float64_final_weights_statistics_and_adam_moments_agree(float64_runs):
     assert torch_final["step"] == STEPS
     assert_same_training_state(torch_final, jax_final, FLOAT64_TOLERANCE)
     for name in ("generator", "discriminator"):
-        counts = {k: int(v) for k, v in torch_final[name].items() if k.endswith("num_batches_tracked")}
-        per_step = 1 if name == "generator" else 3  # D: real, detached fake, then fake again for G's loss
+        counts = {
+            k: int(v) for k, v in torch_final[name].items() if k.endswith("num_batches_tracked")
+        }
+        per_step = (
+            1 if name == "generator" else 3
+        )  # D: real, detached fake, then fake again for G's loss
         assert counts and set(counts.values()) == {per_step * STEPS}, (name, counts)
         for state in torch_final[f"{name}_optimizer"]["state"].values():
             assert float(state["step"]) == STEPS
 
 
 def test_float64_run_moves_the_weights_far_beyond_the_tolerance(float64_runs):
-    """The comparison means something: every parameter, EMA parameter and BatchNorm statistic changed by 1e-4 of
-    its size or more, and no Adam moment is zero."""
+    """The comparison means something: every parameter, EMA parameter and BatchNorm statistic
+    changed by 1e-4 of its size or more, and no Adam moment is zero."""
     start, final = float64_runs["start"], float64_runs["torch_final"]
     models = ("generator", "discriminator", "ema_generator")
     moved = relative_differences({k: final[k] for k in models}, {k: start[k] for k in models})
@@ -174,25 +238,44 @@ def float32_first_step():
     torch_after, (torch_metrics,) = run_torch(config, start, [batch])
     config64 = config.replace(dtype="float64")
     batch64 = {"images": batch["images"], "latents": batch["latents"].astype(np.float64)}
-    reference, _ = run_torch(config64, {**start, "config": config64.to_dict()}, [batch64])  # same weights, float64
-    return dict(jax=jax_after, jax_metrics={k: float(v) for k, v in metrics.items()}, torch=torch_after,
-                torch_metrics=torch_metrics, reference=reference)
+    reference, _ = run_torch(
+        config64, {**start, "config": config64.to_dict()}, [batch64]
+    )  # same weights, float64
+    return dict(
+        jax=jax_after,
+        jax_metrics={k: float(v) for k, v in metrics.items()},
+        torch=torch_after,
+        torch_metrics=torch_metrics,
+        reference=reference,
+    )
 
 
 def test_float32_first_step_before_any_update(float32_first_step):
-    jax_metrics, torch_metrics = float32_first_step["jax_metrics"], float32_first_step["torch_metrics"]
+    jax_metrics, torch_metrics = (
+        float32_first_step["jax_metrics"],
+        float32_first_step["torch_metrics"],
+    )
     for name in BEFORE_UPDATE:
         assert abs(jax_metrics[name] - torch_metrics[name]) <= 1e-5 * abs(torch_metrics[name]), name
-    generator = {k: v for k, v in float32_first_step["torch"]["generator"].items() if "running" in k}
-    differences = relative_differences(generator, {k: float32_first_step["jax"]["generator"][k] for k in generator})
+    generator = {
+        k: v for k, v in float32_first_step["torch"]["generator"].items() if "running" in k
+    }
+    differences = relative_differences(
+        generator, {k: float32_first_step["jax"]["generator"][k] for k in generator}
+    )
     assert generator and max(differences.values()) <= 1e-5, differences
 
 
 def test_float32_first_step_after_the_discriminator_update(float32_first_step):
-    jax_metrics, torch_metrics = float32_first_step["jax_metrics"], float32_first_step["torch_metrics"]
+    jax_metrics, torch_metrics = (
+        float32_first_step["jax_metrics"],
+        float32_first_step["torch_metrics"],
+    )
     for name in ("g_loss", "d_g_z2"):
         assert abs(jax_metrics[name] - torch_metrics[name]) <= 1e-3 * abs(torch_metrics[name]), name
-    discriminator = {k: v for k, v in float32_first_step["torch"]["discriminator"].items() if "running" in k}
+    discriminator = {
+        k: v for k, v in float32_first_step["torch"]["discriminator"].items() if "running" in k
+    }
     jax_values = {k: float32_first_step["jax"]["discriminator"][k] for k in discriminator}
     assert discriminator and max(relative_differences(discriminator, jax_values).values()) <= 1e-3
 
@@ -205,17 +288,21 @@ def test_float32_first_step_gradients_match_a_float64_reference(float32_first_st
 
     assert make_config("float32").beta1 == 0.5
     reference = gradients(float32_first_step["reference"])
-    for index, (jax_grad, torch_grad, exact) in enumerate(zip(gradients(float32_first_step["jax"]),
-                                                              gradients(float32_first_step["torch"]), reference)):
+    for index, (jax_grad, torch_grad, exact) in enumerate(
+        zip(gradients(float32_first_step["jax"]), gradients(float32_first_step["torch"]), reference)
+    ):
         jax_error = np.linalg.norm(jax_grad - exact) / np.linalg.norm(exact)
         torch_error = np.linalg.norm(torch_grad - exact) / np.linalg.norm(exact)
         assert jax_error <= 10 * max(torch_error, 1e-6), (model, index, jax_error, torch_error)
 
 
 def test_parameter_order_is_the_tables():
-    """Adam's state is keyed by parameter index: PyTorch's parameters() order must be the table's."""
+    """Adam's state is keyed by parameter index: PyTorch's parameters() order must be the
+    table's."""
     run = torch_train.new_run(make_config("float32"))
-    for model, arch in ((run.generator, generator_arch(run.config)),
-                        (run.discriminator, discriminator_arch(run.config))):
+    for model, arch in (
+        (run.generator, get_task("gan").arch(run.config, "generator")),
+        (run.discriminator, get_task("gan").arch(run.config, "discriminator")),
+    ):
         names = [name for name, _ in model.named_parameters()]
         assert names == [entry.torch_key for entry in convert_state.parameter_entries(arch)]

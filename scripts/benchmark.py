@@ -1,9 +1,11 @@
 """Benchmark jaxgan's train step against the PyTorch reference, side by side.
 
-  python scripts/benchmark.py --quick --json bench.json     # dcgan64, batch 64, jaxgan vs torch eager
-  python scripts/benchmark.py --models dcgan64 dcgan32 restorer64 --batches 64 128 512 --modes eager compile
-  python scripts/benchmark.py --loaders                      # input pipeline throughput
-  python scripts/benchmark.py --sweep 8                      # K dcgan32 runs in one program vs one by one
+  python scripts/benchmark.py --quick --json bench.json  # dcgan64, batch 64, jaxgan vs torch eager
+  python scripts/benchmark.py --models dcgan64 dcgan32 restorer64 --batches 64 128 512
+      --modes eager compile
+  python scripts/benchmark.py --loaders                  # input pipeline throughput
+  python scripts/benchmark.py --sweep 8                  # K dcgan32 runs in one program vs one
+                                                         # by one
 
 Every contender runs in its own process (two frameworks in one process fight over the cores), and
 the contenders take turns for several rounds; each round reports its own ratio to PyTorch eager.
@@ -22,8 +24,12 @@ from pathlib import Path
 
 def run_worker(spec: dict) -> dict:
     """Measure one contender in a fresh process (this script with --worker)."""
-    result = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)], capture_output=True,
-                            text=True, timeout=3600)
+    result = subprocess.run(
+        [sys.executable, __file__, "--worker", json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
     if result.returncode != 0:
         raise RuntimeError(f"benchmark worker {spec} failed:\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -37,44 +43,66 @@ def worker(spec: dict) -> dict:
     if spec["framework"] == "loader":
         from jaxgan.benchmarking import measure_loader
 
-        return measure_loader(spec["data"], spec["image_size"], spec["batch"], spec["steps"], spec["threads"])
+        return measure_loader(
+            spec["data"], spec["image_size"], spec["batch"], spec["steps"], spec["threads"]
+        )
     if spec["framework"] == "sweep":
         from jaxgan.benchmarking import measure_sweep
 
         return measure_sweep(spec["runs"], spec["batch"], spec["steps"], spec["form"])
     from torch_ref.benchmarking import measure_torch
 
-    return measure_torch(spec["model"], spec["batch"], spec["dtype"], spec["steps"], spec["mode"], spec["device"])
+    return measure_torch(
+        spec["model"], spec["batch"], spec["dtype"], spec["steps"], spec["mode"], spec["device"]
+    )
 
 
 def row(spec: dict, rounds: list[dict], baseline: list[dict] | None) -> dict:
     """One JSON row: medians over rounds, spread, and each round's ratio to PyTorch eager."""
     medians = [statistics.median(r["step_s"]) for r in rounds]
     per_round = [spec["batch"] / m for m in medians]
-    result = {"model": spec["model"], "framework": spec["framework"], "mode": spec["mode"],
-              "device": rounds[0]["device"], "dtype": spec["dtype"], "batch": spec["batch"],
-              "threads": rounds[0]["threads"], "img_per_s": statistics.median(per_round),
-              "step_ms_median": 1000 * statistics.median(medians),
-              "step_ms_spread": [1000 * min(min(r["step_s"]) for r in rounds),
-                                 1000 * max(max(r["step_s"]) for r in rounds)],
-              "compile_s": statistics.median(r["compile_s"] for r in rounds),
-              "peak_mem_mb": max(r["peak_mem_mb"] for r in rounds), "img_per_s_rounds": per_round}
+    result = {
+        "model": spec["model"],
+        "framework": spec["framework"],
+        "mode": spec["mode"],
+        "device": rounds[0]["device"],
+        "dtype": spec["dtype"],
+        "batch": spec["batch"],
+        "threads": rounds[0]["threads"],
+        "img_per_s": statistics.median(per_round),
+        "step_ms_median": 1000 * statistics.median(medians),
+        "step_ms_spread": [
+            1000 * min(min(r["step_s"]) for r in rounds),
+            1000 * max(max(r["step_s"]) for r in rounds),
+        ],
+        "compile_s": statistics.median(r["compile_s"] for r in rounds),
+        "peak_mem_mb": max(r["peak_mem_mb"] for r in rounds),
+        "img_per_s_rounds": per_round,
+    }
     if rounds[0].get("flops_per_step"):
         result["gflop_per_image"] = rounds[0]["flops_per_step"] / spec["batch"] / 1e9
     if baseline:
         base = [spec["batch"] / statistics.median(r["step_s"]) for r in baseline]
-        result["ratio_to_torch_eager_rounds"] = [a / b for a, b in zip(per_round, base, strict=True)]
+        result["ratio_to_torch_eager_rounds"] = [
+            a / b for a, b in zip(per_round, base, strict=True)
+        ]
     return result
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = ["| model | batch | dtype | framework | mode | img/s | step ms (median) | step ms (min-max) | "
-             "compile s | peak MB | vs torch eager, per round |", "|" + "---|" * 11]
+    lines = [
+        "| model | batch | dtype | framework | mode | img/s | step ms (median) | "
+        "step ms (min-max) | compile s | peak MB | vs torch eager, per round |",
+        "|" + "---|" * 11,
+    ]
     for r in rows:
         ratios = ", ".join(f"{x:.2f}x" for x in r.get("ratio_to_torch_eager_rounds", [])) or "-"
-        lines.append(f"| {r['model']} | {r['batch']} | {r['dtype']} | {r['framework']} | {r['mode']} | "
-                     f"{r['img_per_s']:.1f} | {r['step_ms_median']:.0f} | {r['step_ms_spread'][0]:.0f}-"
-                     f"{r['step_ms_spread'][1]:.0f} | {r['compile_s']:.1f} | {r['peak_mem_mb']:.0f} | {ratios} |")
+        lines.append(
+            f"| {r['model']} | {r['batch']} | {r['dtype']} | {r['framework']} | {r['mode']} | "
+            f"{r['img_per_s']:.1f} | {r['step_ms_median']:.0f} | {r['step_ms_spread'][0]:.0f}-"
+            f"{r['step_ms_spread'][1]:.0f} | {r['compile_s']:.1f} | {r['peak_mem_mb']:.0f} | "
+            f"{ratios} |"
+        )
     return "\n".join(lines)
 
 
@@ -87,34 +115,67 @@ def compare(args) -> list[dict]:
                 results = {c: [] for c in contenders}
                 for round_index in range(args.rounds):
                     for framework, mode in contenders:
-                        spec = dict(framework=framework, mode=mode, model=model, batch=batch, dtype=dtype,
-                                    steps=args.steps, device=args.device)
+                        spec = dict(
+                            framework=framework,
+                            mode=mode,
+                            model=model,
+                            batch=batch,
+                            dtype=dtype,
+                            steps=args.steps,
+                            device=args.device,
+                        )
                         results[(framework, mode)].append(run_worker(spec))
-                        print(f"round {round_index + 1}/{args.rounds} {model} batch {batch} {dtype} {framework} "
-                              f"{mode}: {batch / statistics.median(results[(framework, mode)][-1]['step_s']):.1f} "
-                              "img/s", file=sys.stderr)
+                        rate = batch / statistics.median(results[(framework, mode)][-1]["step_s"])
+                        print(
+                            f"round {round_index + 1}/{args.rounds} {model} batch {batch} {dtype} "
+                            f"{framework} {mode}: "
+                            f"{rate:.1f} "
+                            "img/s",
+                            file=sys.stderr,
+                        )
                 baseline = results.get(("torch", "eager"))
                 for (framework, mode), rounds in results.items():
-                    spec = dict(framework=framework, mode=mode, model=model, batch=batch, dtype=dtype)
+                    spec = dict(
+                        framework=framework, mode=mode, model=model, batch=batch, dtype=dtype
+                    )
                     rows.append(row(spec, rounds, baseline if framework == "jaxgan" else None))
     return rows
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="dcgan64, batch 64, float32, jaxgan vs torch eager")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="dcgan64, batch 64, float32, jaxgan vs torch eager"
+    )
     parser.add_argument("--models", nargs="+", default=["dcgan64", "dcgan32", "restorer64"])
     parser.add_argument("--batches", nargs="+", type=int, default=[64, 128, 512])
     parser.add_argument("--dtypes", nargs="+", default=["float32"], choices=("float32", "bfloat16"))
-    parser.add_argument("--modes", nargs="+", default=["eager", "compile"], choices=("eager", "compile"),
-                        help="PyTorch contenders")
-    parser.add_argument("--device", default="cpu", help="torch device: cpu or cuda (jaxgan uses JAX's default)")
-    parser.add_argument("--peak-tflops", type=float, help="the device's peak TFLOP/s in the measured dtype: adds "
-                        "model FLOPs utilisation (from XLA's FLOP count) to jaxgan's rows")
+    parser.add_argument(
+        "--modes",
+        nargs="+",
+        default=["eager", "compile"],
+        choices=("eager", "compile"),
+        help="PyTorch contenders",
+    )
+    parser.add_argument(
+        "--device", default="cpu", help="torch device: cpu or cuda (jaxgan uses JAX's default)"
+    )
+    parser.add_argument(
+        "--peak-tflops",
+        type=float,
+        help="the device's peak TFLOP/s in the measured dtype: adds "
+        "model FLOPs utilisation (from XLA's FLOP count) to jaxgan's rows",
+    )
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=10, help="timed steps per round (after 2 warm-up steps)")
+    parser.add_argument(
+        "--steps", type=int, default=10, help="timed steps per round (after 2 warm-up steps)"
+    )
     parser.add_argument("--loaders", action="store_true", help="measure the input pipeline instead")
-    parser.add_argument("--sweep", type=int, metavar="K", help="measure K dcgan32 runs as one sweep instead")
+    parser.add_argument(
+        "--sweep", type=int, metavar="K", help="measure K dcgan32 runs as one sweep instead"
+    )
     parser.add_argument("--json", help="write the rows to this file")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -122,32 +183,73 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(worker(json.loads(args.worker))))
         return 0
     if args.quick:
-        args.models, args.batches, args.dtypes, args.modes = ["dcgan64"], [64], ["float32"], ["eager"]
+        args.models, args.batches, args.dtypes, args.modes = (
+            ["dcgan64"],
+            [64],
+            ["float32"],
+            ["eager"],
+        )
     if args.loaders:
         loaders = [(data, 64) for data in ("digits", "photos", "folder", "prepared")]
         loaders += [(data, 128) for data in ("folder", "prepared")]
-        rows = [run_worker(dict(framework="loader", data=data, image_size=size, batch=64, steps=args.steps,
-                                threads=threads)) for data, size in loaders for threads in (1, 8)]
-        text = "\n".join(["| data | size | threads | img/s |", "|---|---|---|---|"] +
-                         [f"| {r['data']} | {r['image_size']} | {r['threads']} | {r['img_per_s']:.0f} |" for r in rows])
+        rows = [
+            run_worker(
+                dict(
+                    framework="loader",
+                    data=data,
+                    image_size=size,
+                    batch=64,
+                    steps=args.steps,
+                    threads=threads,
+                )
+            )
+            for data, size in loaders
+            for threads in (1, 8)
+        ]
+        text = "\n".join(
+            ["| data | size | threads | img/s |", "|---|---|---|---|"]
+            + [
+                f"| {r['data']} | {r['image_size']} | {r['threads']} | {r['img_per_s']:.0f} |"
+                for r in rows
+            ]
+        )
     elif args.sweep:
-        rows = [run_worker(dict(framework="sweep", runs=args.sweep, batch=64, steps=args.steps, form=form))
-                for _ in range(args.rounds) for form in ("sequential", "sweep")]
+        rows = [
+            run_worker(
+                dict(framework="sweep", runs=args.sweep, batch=64, steps=args.steps, form=form)
+            )
+            for _ in range(args.rounds)
+            for form in ("sequential", "sweep")
+        ]
         pairs = list(zip(rows[::2], rows[1::2], strict=True))
-        text = "\n".join([f"| round | {args.sweep} dcgan32 runs one by one, img/s | as one sweep, img/s | ratio |",
-                          "|---|---|---|---|"] + [f"| {i + 1} | {a['img_per_s']:.0f} | {b['img_per_s']:.0f} "
-                                                  f"({b['form']}) | {b['img_per_s'] / a['img_per_s']:.2f}x |"
-                                                  for i, (a, b) in enumerate(pairs)])
+        text = "\n".join(
+            [
+                f"| round | {args.sweep} dcgan32 runs one by one, img/s | as one sweep, img/s "
+                "| ratio |",
+                "|---|---|---|---|",
+            ]
+            + [
+                f"| {i + 1} | {a['img_per_s']:.0f} | {b['img_per_s']:.0f} "
+                f"({b['form']}) | {b['img_per_s'] / a['img_per_s']:.2f}x |"
+                for i, (a, b) in enumerate(pairs)
+            ]
+        )
     else:
         rows = compare(args)
         if args.peak_tflops:
             for r in rows:
                 if "gflop_per_image" in r:
                     r["mfu"] = r["gflop_per_image"] * r["img_per_s"] / (1000 * args.peak_tflops)
-        text = markdown(rows) + "".join(f"\nMFU {r['model']} batch {r['batch']} {r['dtype']}: {100 * r['mfu']:.1f}%"
-                                        for r in rows if "mfu" in r)
+        text = markdown(rows) + "".join(
+            f"\nMFU {r['model']} batch {r['batch']} {r['dtype']}: {100 * r['mfu']:.1f}%"
+            for r in rows
+            if "mfu" in r
+        )
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
-    print(f"\n{' '.join(['python scripts/benchmark.py', *(argv if argv is not None else sys.argv[1:])])}  ({stamp})")
+    command = " ".join(
+        ["python scripts/benchmark.py", *(argv if argv is not None else sys.argv[1:])]
+    )
+    print(f"\n{command}  ({stamp})")
     print(text)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))

@@ -1,11 +1,13 @@
-"""Generate images: `python scripts/sample.py --checkpoint DIR --out PATH [--latents z.npy | --num N --seed S]`.
+"""Generate images: `python scripts/sample.py --checkpoint DIR --out PATH
+    [--latents z.npy | --num N --seed S]`.
 
 DIR is a converted generator (scripts/convert.py torch2jax) or a training workdir (its latest
-checkpoint; the EMA generator when the run keeps one). PATH ending in .png: one grid; .npy: a float32
-NHWC array in [-1, 1]; anything else: a folder with one PNG per image, written batch by batch, each
-file atomically. A failed or killed run keeps the images it wrote: rerun the same command to write the rest
-(the folder's .jaxgan-output.json records the job; other arguments need --force, which replaces the files
-in place and removes the old output's extra files only once the new one is complete).
+checkpoint; the EMA generator when the run keeps one). PATH ending in .png: one grid; .npy: a
+float32 NHWC array in [-1, 1]; anything else: a folder with one PNG per image, written batch by
+batch, each file atomically. A failed or killed run keeps the images it wrote: rerun the same
+command to write the rest (the folder's .jaxgan-output.json records the job; other arguments need
+--force, which replaces the files in place and removes the old output's extra files only once the
+new one is complete).
 """
 
 from __future__ import annotations
@@ -20,30 +22,54 @@ if TYPE_CHECKING:
     import numpy as np
 
 
-def generate_batches(arch: dict[str, Any], variables: Any, latents: np.ndarray, batch_size: int, batch_stats: bool,
-                     starts: Iterable[int]) -> Iterator[tuple[int, np.ndarray]]:
-    """(start, images) for those batches of `latents` that begin at `starts`: the images of a run over all of
-    them, so skipping finished batches never changes the others."""
+def generate_batches(
+    arch: dict[str, Any],
+    variables: Any,
+    latents: np.ndarray,
+    batch_size: int,
+    batch_stats: bool,
+    starts: Iterable[int],
+) -> Iterator[tuple[int, np.ndarray]]:
+    """(start, images) for those batches of `latents` that begin at `starts`: the images of a run
+    over all of them, so skipping finished batches never changes the others."""
     from jaxgan.sampling import iterate_generate
 
     starts = list(starts)
-    return zip(starts, iterate_generate(arch, variables, latents, batch_size, batch_stats, starts=starts))
+    return zip(
+        starts, iterate_generate(arch, variables, latents, batch_size, batch_stats, starts=starts)
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", required=True, help="converted generator folder or training workdir")
-    parser.add_argument("--out", required=True, help="grid .png, array .npy, or a folder for one PNG per image")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--checkpoint", required=True, help="converted generator folder or training workdir"
+    )
+    parser.add_argument(
+        "--out", required=True, help="grid .png, array .npy, or a folder for one PNG per image"
+    )
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--latents", help=".npy of shape (N, nz) or (N, nz, 1, 1)")
-    source.add_argument("--num", type=int, default=64, help="images to generate from --seed (default 64)")
+    source.add_argument(
+        "--num", type=int, default=64, help="images to generate from --seed (default 64)"
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--batch-stats", action="store_true",
-                        help="BatchNorm with each batch's statistics (train mode), as pytorch/examples' grids")
-    parser.add_argument("--no-ema", action="store_true", help="from a workdir: the live generator, not its EMA")
+    parser.add_argument(
+        "--batch-stats",
+        action="store_true",
+        help="BatchNorm with each batch's statistics (train mode), as pytorch/examples' grids",
+    )
+    parser.add_argument(
+        "--no-ema", action="store_true", help="from a workdir: the live generator, not its EMA"
+    )
     parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--force", action="store_true",
-                        help="replace an existing --out (a folder of another job: file by file, in place)")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing --out (a folder of another job: file by file, in place)",
+    )
     args = parser.parse_args(argv)
 
     import numpy as np
@@ -60,7 +86,11 @@ def main(argv: list[str] | None = None) -> int:
         if not folder_output:
             check_writable(out, args.force)
         arch, variables = load_generator(args.checkpoint, use_ema=not args.no_ema)
-        latents = np.load(args.latents) if args.latents else sample_latents(args.seed, args.num, arch["nz"])
+        latents = (
+            np.load(args.latents)
+            if args.latents
+            else sample_latents(args.seed, args.num, arch["nz"])
+        )
         if folder_output:
             report = write_folder(out, args, arch, variables, latents)
         else:
@@ -78,17 +108,25 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def write_folder(out: Path, args: argparse.Namespace, arch: dict[str, Any], variables: Any,
-                 latents: np.ndarray) -> str:
-    """One PNG per image into `out`, each atomically; a rerun of the same job skips the complete files (and the
-    batches whose images are all there), so an interrupted run loses nothing. Returns the closing line."""
+def write_folder(
+    out: Path, args: argparse.Namespace, arch: dict[str, Any], variables: Any, latents: np.ndarray
+) -> str:
+    """One PNG per image into `out`, each atomically; a rerun of the same job skips the complete
+    files (and the batches whose images are all there), so an interrupted run loses nothing. Returns
+    the closing line."""
     from tqdm import tqdm
 
     from jaxgan import monitor
     from jaxgan.atomic import OutputFolder, digest
 
-    job = {"tool": "sample", "checkpoint": str(Path(args.checkpoint).resolve()), "weights": digest(arch, variables),
-           "ema": not args.no_ema, "batch_stats": args.batch_stats, "batch_size": args.batch_size}
+    job = {
+        "tool": "sample",
+        "checkpoint": str(Path(args.checkpoint).resolve()),
+        "weights": digest(arch, variables),
+        "ema": not args.no_ema,
+        "batch_stats": args.batch_stats,
+        "batch_size": args.batch_size,
+    }
     if args.latents:
         job.update(latents=str(Path(args.latents).resolve()), latents_digest=digest(latents))
     else:
@@ -98,8 +136,11 @@ def write_folder(out: Path, args: argparse.Namespace, arch: dict[str, Any], vari
     if folder.skipped:
         print(folder.summary())
     size = max(1, min(args.batch_size, len(latents)))
-    starts = [start for start in range(0, len(latents), size)
-              if any(name not in folder.complete for name in names[start:start + size])]
+    starts = [
+        start
+        for start in range(0, len(latents), size)
+        if any(name not in folder.complete for name in names[start : start + size])
+    ]
     written = 0
     batches = generate_batches(arch, variables, latents, args.batch_size, args.batch_stats, starts)
     for start, images in tqdm(batches, total=len(starts), unit="batch"):
@@ -112,7 +153,9 @@ def write_folder(out: Path, args: argparse.Namespace, arch: dict[str, Any], vari
         folder.wrote(done)
         written += len(done)
     removed = folder.finish()
-    report = f"wrote {written:,} image(s) to {out}" + (f" ({folder.skipped:,} already there)" if folder.skipped else "")
+    report = f"wrote {written:,} image(s) to {out}" + (
+        f" ({folder.skipped:,} already there)" if folder.skipped else ""
+    )
     return report + (f"; removed {removed:,} file(s) of the old output" if removed else "")
 
 

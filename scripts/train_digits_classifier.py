@@ -1,11 +1,14 @@
-"""Train the digits classifier behind digits-FID/KID/IS and mode coverage; write its shipped weights.
+"""Train the digits classifier behind digits-FID/KID/IS and mode coverage; write its shipped
+weights.
 
-  python scripts/train_digits_classifier.py [--out jaxgan/metrics/digits_classifier.safetensors] [--force]
+  python scripts/train_digits_classifier.py [--out jaxgan/metrics/digits_classifier.safetensors]
+      [--force]
 
 It trains on the built-in digits' training split (the first 1,500 of scikit-learn's 1,797 digits, at
 32x32 with random shifts of up to 2 pixels) with AdamW and a cosine schedule, then measures the
-accuracy on the 297 held-out digits at 32x32 and 64x64 and refuses to write weights below 97%. The features are scaled
-to unit root-mean-square on the training digits. Deterministic: the same seed writes the same file.
+accuracy on the 297 held-out digits at 32x32 and 64x64 and refuses to write weights below 97%. The
+features are scaled to unit root-mean-square on the training digits. Deterministic: the same seed
+writes the same file.
 """
 
 from __future__ import annotations
@@ -19,8 +22,12 @@ MIN_ACCURACY = 0.97
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default=None, help="weights file (default: the shipped jaxgan/metrics one)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--out", default=None, help="weights file (default: the shipped jaxgan/metrics one)"
+    )
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--batch-size", type=int, default=50)
     parser.add_argument("--lr", type=float, default=2e-3)
@@ -43,12 +50,16 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     images, labels = digits_images(32, 1), digits_labels()
     train, test = (split_range(len(images), DIGITS_TEST, s) for s in ("train", "test"))
-    train_images, train_labels = images[train.start:train.stop], labels[train.start:train.stop]
+    train_images, train_labels = images[train.start : train.stop], labels[train.start : train.stop]
 
     steps = args.epochs * (len(train_images) // args.batch_size)
     model = DigitsNet()
-    optimizer = optax.adamw(optax.cosine_decay_schedule(args.lr, steps), weight_decay=args.weight_decay)
-    params = model.init(jax.random.key(args.seed), jnp.zeros((1, INPUT_SIZE, INPUT_SIZE, 1)))["params"]
+    optimizer = optax.adamw(
+        optax.cosine_decay_schedule(args.lr, steps), weight_decay=args.weight_decay
+    )
+    params = model.init(jax.random.key(args.seed), jnp.zeros((1, INPUT_SIZE, INPUT_SIZE, 1)))[
+        "params"
+    ]
     opt_state = optimizer.init(params)
 
     @jax.jit
@@ -67,9 +78,13 @@ def main(argv: list[str] | None = None) -> int:
         shifts = rng.integers(-2, 3, (len(order), 2))
         losses = []
         for start in range(0, len(order) - args.batch_size + 1, args.batch_size):
-            rows = order[start:start + args.batch_size]
-            batch = np.stack([shift(train_images[i], *shifts[j]) for j, i in zip(range(start, start + len(rows)),
-                                                                                  rows)])
+            rows = order[start : start + args.batch_size]
+            batch = np.stack(
+                [
+                    shift(train_images[i], *shifts[j])
+                    for j, i in zip(range(start, start + len(rows)), rows)
+                ]
+            )
             params, opt_state, loss = step(params, opt_state, batch, train_labels[rows])
             losses.append(float(loss))
         if (epoch + 1) % 10 == 0:
@@ -78,37 +93,65 @@ def main(argv: list[str] | None = None) -> int:
     params = unit_scale_features(params, classify({"params": params}, train_images)[0])
     accuracy = {}
     for size in (32, 64):
-        held_out = digits_images(size, 1)[test.start:test.stop]
-        predictions = np.argmax(np.asarray(jax.jit(classify)({"params": params}, held_out)[1]), axis=1)
-        accuracy[f"test_accuracy_{size}"] = float(np.mean(predictions == labels[test.start:test.stop]))
-    print(f"held-out accuracy ({DIGITS_TEST} digits): " + ", ".join(f"{k}: {v:.4f}" for k, v in accuracy.items()))
+        held_out = digits_images(size, 1)[test.start : test.stop]
+        predictions = np.argmax(
+            np.asarray(jax.jit(classify)({"params": params}, held_out)[1]), axis=1
+        )
+        accuracy[f"test_accuracy_{size}"] = float(
+            np.mean(predictions == labels[test.start : test.stop])
+        )
+    print(
+        f"held-out accuracy ({DIGITS_TEST} digits): "
+        + ", ".join(f"{k}: {v:.4f}" for k, v in accuracy.items())
+    )
     if min(accuracy.values()) < MIN_ACCURACY:
-        print(f"error: held-out accuracy below {MIN_ACCURACY:.0%}; weights not written", file=sys.stderr)
+        print(
+            f"error: held-out accuracy below {MIN_ACCURACY:.0%}; weights not written",
+            file=sys.stderr,
+        )
         return 1
-    record = {**{k: round(v, 4) for k, v in accuracy.items()}, "seed": args.seed, "epochs": args.epochs,
-              "trained_by": "scripts/train_digits_classifier.py"}
-    metadata = {"jaxgan": json.dumps(record, sort_keys=True)}  # one key: the file is the same bytes every run
+    record = {
+        **{k: round(v, 4) for k, v in accuracy.items()},
+        "seed": args.seed,
+        "epochs": args.epochs,
+        "trained_by": "scripts/train_digits_classifier.py",
+    }
+    metadata = {
+        "jaxgan": json.dumps(record, sort_keys=True)
+    }  # one key: the file is the same bytes every run
     weights = {k: np.asarray(v, np.float32) for k, v in flat_weights({"params": params}).items()}
     with atomic_path(out) as temporary:
         save_file(weights, str(temporary), metadata=metadata)
     count = sum(v.size for v in weights.values())
-    print(json.dumps({"out": str(out), "parameters": int(count), "seconds": round(time.perf_counter() - started, 1),
-                      **accuracy}))
+    print(
+        json.dumps(
+            {
+                "out": str(out),
+                "parameters": int(count),
+                "seconds": round(time.perf_counter() - started, 1),
+                **accuracy,
+            }
+        )
+    )
     return 0
 
 
 def unit_scale_features(params, features):
-    """Rescale the feature layer to unit root-mean-square on the training digits, the classifier unchanged.
+    """Rescale the feature layer to unit root-mean-square on the training digits, the classifier
+    unchanged.
 
-    ReLU is positively homogeneous, so dividing `dense_0` by s and multiplying `dense_1`'s kernel by s
-    leaves the logits as they were; FID and KID values then have a scale independent of training.
+    ReLU is positively homogeneous, so dividing `dense_0` by s and multiplying `dense_1`'s kernel by
+    s leaves the logits as they were; FID and KID values then have a scale independent of training.
     """
     import numpy as np
 
     scale = float(np.sqrt(np.mean(np.square(np.asarray(features, np.float64)))))
     dense_0, dense_1 = params["dense_0"], params["dense_1"]
-    return {**params, "dense_0": {"kernel": dense_0["kernel"] / scale, "bias": dense_0["bias"] / scale},
-            "dense_1": {"kernel": dense_1["kernel"] * scale, "bias": dense_1["bias"]}}
+    return {
+        **params,
+        "dense_0": {"kernel": dense_0["kernel"] / scale, "bias": dense_0["bias"] / scale},
+        "dense_1": {"kernel": dense_1["kernel"] * scale, "bias": dense_1["bias"]},
+    }
 
 
 def shift(image, dy: int, dx: int):
@@ -117,8 +160,9 @@ def shift(image, dy: int, dx: int):
 
     moved = np.zeros_like(image)
     height, width = image.shape[:2]
-    moved[max(dy, 0):height + min(dy, 0), max(dx, 0):width + min(dx, 0)] = \
-        image[max(-dy, 0):height + min(-dy, 0), max(-dx, 0):width + min(-dx, 0)]
+    moved[max(dy, 0) : height + min(dy, 0), max(dx, 0) : width + min(dx, 0)] = image[
+        max(-dy, 0) : height + min(-dy, 0), max(-dx, 0) : width + min(-dx, 0)
+    ]
     return moved
 
 

@@ -26,7 +26,9 @@ def test_success_replaces_with_usual_permissions(tmp_path):
         temporary.write_text("new")
     with atomic_path(tmp_path / "folder", directory=True) as temporary:
         (temporary / "inside.txt").write_text("x")
-    assert (tmp_path / "out.txt").read_text() == "new" and (tmp_path / "folder" / "inside.txt").exists()
+    assert (tmp_path / "out.txt").read_text() == "new" and (
+        tmp_path / "folder" / "inside.txt"
+    ).exists()
     assert stat.S_IMODE((tmp_path / "out.txt").stat().st_mode) == 0o666 & ~UMASK
     assert stat.S_IMODE((tmp_path / "folder").stat().st_mode) == 0o777 & ~UMASK
 
@@ -58,7 +60,8 @@ def test_replacing_a_folder_keeps_the_old_one_when_the_rename_fails(tmp_path, mo
 
 
 def write_job(folder, fail_after=None):
-    """Write a folder's pending files as a job would (atomically), raising after `fail_after` files."""
+    """Write a folder's pending files as a job would (atomically), raising after `fail_after`
+    files."""
     for count, name in enumerate(folder.pending):
         if fail_after is not None and count == fail_after:
             raise RuntimeError("killed")
@@ -81,9 +84,13 @@ def test_an_interrupted_folder_resumes_and_skips_what_is_complete(tmp_path):
     assert again.skipped == 3 and again.pending == NAMES[3:]
     assert again.summary() == f"skipping 3 images already written in {out}; writing 4"
     assert write_job(again) == 0
-    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == sorted(NAMES + [MANIFEST])
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == sorted(
+        NAMES + [MANIFEST]
+    )
     assert all((out / name).read_text() == f"1:{name}" for name in NAMES)
-    done = OutputFolder(out, {"seed": 1}, NAMES, force=True)  # the same job, complete: nothing left to write
+    done = OutputFolder(
+        out, {"seed": 1}, NAMES, force=True
+    )  # the same job, complete: nothing left to write
     assert done.skipped == len(NAMES) and done.pending == []
 
 
@@ -95,7 +102,8 @@ def test_force_replaces_in_place_and_removes_old_files_only_when_whole(tmp_path)
         write_job(OutputFolder(out, {"seed": 2}, new_names, force=True), fail_after=2)
     assert all((out / name).exists() for name in NAMES)  # nothing of the old output removed yet
     assert [(out / name).read_text()[0] for name in NAMES] == list("2211111")
-    # the same job again (with or without --force) resumes: files 0-1 are new, 2-3 (old ones) are rewritten
+    # the same job again (with or without --force) resumes: files 0-1 are new, 2-3 (old ones) are
+    # rewritten
     resumed = OutputFolder(out, {"seed": 2}, new_names)
     assert resumed.skipped == 2 and resumed.pending == new_names[2:]
     with pytest.raises(RuntimeError, match="killed"):
@@ -103,8 +111,12 @@ def test_force_replaces_in_place_and_removes_old_files_only_when_whole(tmp_path)
     assert all((out / name).exists() for name in NAMES)
     resumed = OutputFolder(out, {"seed": 2}, new_names, force=True)
     assert resumed.skipped == 3
-    assert write_job(resumed) == 3  # the old output's other files, removed once the new one is complete
-    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == sorted(new_names + [MANIFEST])
+    assert (
+        write_job(resumed) == 3
+    )  # the old output's other files, removed once the new one is complete
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == sorted(
+        new_names + [MANIFEST]
+    )
     assert all((out / name).read_text() == f"2:{name}" for name in new_names)
 
 
@@ -112,8 +124,11 @@ def test_another_job_or_a_foreign_folder_needs_force(tmp_path):
     out = tmp_path / "out"
     write_job(OutputFolder(out, {"seed": 1, "num": 7}, NAMES))
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
-    with pytest.raises(FileExistsError, match=rf"{out} holds the output of a job with other arguments \(seed was 1, "
-                                              r"now 2\).*--force"):
+    with pytest.raises(
+        FileExistsError,
+        match=rf"{out} holds the output of a job with other arguments \(seed was 1, "
+        r"now 2\).*--force",
+    ):
         OutputFolder(out, {"seed": 2, "num": 7}, NAMES)
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
     foreign = tmp_path / "foreign"
@@ -126,13 +141,21 @@ def test_another_job_or_a_foreign_folder_needs_force(tmp_path):
         OutputFolder(tmp_path / "a_file", {"seed": 1}, NAMES, force=True)
     assert (tmp_path / "a_file").read_text() == "keep"
     (tmp_path / "empty").mkdir()
-    assert write_job(OutputFolder(tmp_path / "empty", {"seed": 1}, NAMES)) == 0  # an empty folder is fine
+    assert (
+        write_job(OutputFolder(tmp_path / "empty", {"seed": 1}, NAMES)) == 0
+    )  # an empty folder is fine
     OutputFolder(tmp_path / "never", {"seed": 1}, NAMES)
     assert not (tmp_path / "never").exists()  # nothing is made before the first file
 
 
 def test_digest_tells_contents_apart():
     weights = {"params": {"w": np.ones((2, 3), np.float32), "b": np.zeros(3, np.float32)}}
-    assert digest(weights) == digest({"params": {"b": np.zeros(3, np.float32), "w": np.ones((2, 3), np.float32)}})
-    assert digest(weights) != digest({"params": {"w": np.ones((2, 3), np.float64), "b": np.zeros(3, np.float32)}})
-    assert digest(weights) != digest({"params": {"w": np.ones((3, 2), np.float32), "b": np.zeros(3, np.float32)}})
+    assert digest(weights) == digest(
+        {"params": {"b": np.zeros(3, np.float32), "w": np.ones((2, 3), np.float32)}}
+    )
+    assert digest(weights) != digest(
+        {"params": {"w": np.ones((2, 3), np.float64), "b": np.zeros(3, np.float32)}}
+    )
+    assert digest(weights) != digest(
+        {"params": {"w": np.ones((3, 2), np.float32), "b": np.zeros(3, np.float32)}}
+    )

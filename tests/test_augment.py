@@ -1,4 +1,5 @@
-"""DiffAugment: what each operation does to pixels, its gradient, its host draws and its config errors."""
+"""DiffAugment: what each operation does to pixels, its gradient, its host draws and its config
+errors."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import numpy as np
 import pytest
 
 from jaxgan import config as config_lib
-from jaxgan.augment import (
+from jaxgan.data.pipeline import keyed_draws
+from jaxgan.tasks.gan.augment import (
     BRIGHTNESS,
     CONTRAST,
     CUTOUT_COL,
@@ -24,7 +26,6 @@ from jaxgan.augment import (
     parse_policy,
     shift_limit,
 )
-from jaxgan.data.pipeline import keyed_draws
 
 SIZE = 16
 
@@ -34,7 +35,8 @@ def images(n: int = 4, nc: int = 3) -> np.ndarray:
 
 
 def one_draw(**values: float) -> np.ndarray:
-    """(1, NUM_DRAWS): colour factors that leave colour unchanged, no shift, and the given columns."""
+    """(1, NUM_DRAWS): colour factors that leave colour unchanged, no shift, and the given
+    columns."""
     draw = np.zeros((1, NUM_DRAWS))
     draw[0, [BRIGHTNESS, SATURATION, CONTRAST]] = 0.5  # +0, x1, x1
     for column, value in values.items():
@@ -44,21 +46,29 @@ def one_draw(**values: float) -> np.ndarray:
 
 def test_translation_moves_pixels_and_pads_with_zeros():
     x = images(1)
-    out = np.asarray(diff_augment(jnp.asarray(x), jnp.asarray(one_draw(SHIFT_ROWS=3, SHIFT_COLS=-2)),
-                                  ("translation",)))
+    out = np.asarray(
+        diff_augment(
+            jnp.asarray(x), jnp.asarray(one_draw(SHIFT_ROWS=3, SHIFT_COLS=-2)), ("translation",)
+        )
+    )
     expected = np.zeros_like(x)
-    expected[0, :SIZE - 3, 2:] = x[0, 3:, :SIZE - 2]  # out[i, j] = x[i + 3, j - 2]
+    expected[0, : SIZE - 3, 2:] = x[0, 3:, : SIZE - 2]  # out[i, j] = x[i + 3, j - 2]
     np.testing.assert_array_equal(out, expected)
 
 
 def test_cutout_zeroes_one_square_of_half_the_side_clipped_at_the_border():
     x = images(2)
     cut = cutout_size(SIZE)
-    draw = np.concatenate([one_draw(CUTOUT_ROW=5, CUTOUT_COL=9), one_draw(CUTOUT_ROW=0, CUTOUT_COL=SIZE)])
+    draw = np.concatenate(
+        [one_draw(CUTOUT_ROW=5, CUTOUT_COL=9), one_draw(CUTOUT_ROW=0, CUTOUT_COL=SIZE)]
+    )
     out = np.asarray(diff_augment(jnp.asarray(x), jnp.asarray(draw), ("cutout",)))
     for n, (row, col) in enumerate(((5, 9), (0, SIZE))):
         hole = np.zeros((SIZE, SIZE), bool)
-        hole[max(row - cut // 2, 0):row - cut // 2 + cut, max(col - cut // 2, 0):col - cut // 2 + cut] = True
+        hole[
+            max(row - cut // 2, 0) : row - cut // 2 + cut,
+            max(col - cut // 2, 0) : col - cut // 2 + cut,
+        ] = True
         np.testing.assert_array_equal(out[n][hole], 0)
         np.testing.assert_array_equal(out[n][~hole], x[n][~hole])
     assert (out[0] == 0).all(axis=-1).sum() == cut * cut
@@ -83,12 +93,16 @@ def test_augmentation_is_differentiable_in_the_images():
     grad = jax.grad(lambda x: jnp.sum(diff_augment(x, draw, operations) ** 2))(x)
     assert float(jnp.max(jnp.abs(grad))) > 0.1
     moved = jax.grad(lambda x: jnp.sum(diff_augment(x, draw, ("translation", "cutout")) ** 2))(x)
-    seen = np.zeros(x.shape, bool)  # the input pixels that land in the output, read off a direct loop
+    seen = np.zeros(
+        x.shape, bool
+    )  # the input pixels that land in the output, read off a direct loop
     for n in range(2):
         out = np.asarray(diff_augment(jnp.ones_like(x), draw, ("translation", "cutout")))[n] != 0
         rows, cols = np.nonzero(out.any(-1))
         seen[n, rows + int(draw[n, SHIFT_ROWS]), cols + int(draw[n, SHIFT_COLS])] = True
-    np.testing.assert_array_equal(np.asarray(moved) != 0, seen)  # shifted-out and cut-out pixels get none
+    np.testing.assert_array_equal(
+        np.asarray(moved) != 0, seen
+    )  # shifted-out and cut-out pixels get none
 
 
 def test_no_operations_is_the_identity():
@@ -99,9 +113,12 @@ def test_no_operations_is_the_identity():
 def test_draws_are_keyed_by_seed_and_step_and_split_by_rows():
     whole = draws(3, 7, 8, 64)
     assert whole.shape == (8, USES, NUM_DRAWS)
-    np.testing.assert_array_equal(np.concatenate([draws(3, 7, 8, 64, slice(i, i + 2)) for i in range(0, 8, 2)]),
-                                  whole)
-    assert not np.array_equal(draws(3, 8, 8, 64), whole) and not np.array_equal(draws(4, 7, 8, 64), whole)
+    np.testing.assert_array_equal(
+        np.concatenate([draws(3, 7, 8, 64, slice(i, i + 2)) for i in range(0, 8, 2)]), whole
+    )
+    assert not np.array_equal(draws(3, 8, 8, 64), whole) and not np.array_equal(
+        draws(4, 7, 8, 64), whole
+    )
     big = draws(0, 0, 4096, 64)
     limit, cut = shift_limit(64), cutout_size(64)
     assert (limit, cut) == (8, 32)
@@ -116,11 +133,15 @@ def test_batches_carry_the_draws_only_when_asked():
     drawn = keyed_draws(1, 2, 8, slice(2, 6), nz=4, augment_size=32, dtype=np.float32)
     assert drawn["latents"].shape == (4, 4) and drawn["augment"].dtype == np.float32
     np.testing.assert_array_equal(drawn["augment"], draws(1, 2, 8, 32)[2:6].astype(np.float32))
-    assert set(keyed_draws(1, 2, 8, slice(None), nz=4, augment_size=0, dtype=np.float32)) == {"latents"}
+    assert set(keyed_draws(1, 2, 8, slice(None), nz=4, augment_size=0, dtype=np.float32)) == {
+        "latents"
+    }
 
 
 def test_policy_names_are_checked():
     assert parse_policy("cutout, color") == ("color", "cutout")
     assert parse_policy("") == ()
-    with pytest.raises(config_lib.ConfigError, match="'augment'.*unknown augmentation 'flip'.*color, translation"):
+    with pytest.raises(
+        config_lib.ConfigError, match="'augment'.*unknown augmentation 'flip'.*color, translation"
+    ):
         config_lib.load("dcgan32", {"augment": "translation,flip"})

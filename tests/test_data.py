@@ -1,4 +1,5 @@
-"""Data: image folders of every kind, corrupt files, built-in sets, and an order independent of layout."""
+"""Data: image folders of every kind, corrupt files, built-in sets, and an order independent of
+layout."""
 
 from __future__ import annotations
 
@@ -15,13 +16,20 @@ from jaxgan.data.sources import Digits, Folder, Photos, make_source
 
 
 def write_mixed_folder(folder, count: int = 6):
-    """PNG/JPEG/WebP/TIFF files, 8- and 16-bit, grayscale and colour, in nested folders, of odd sizes."""
+    """PNG/JPEG/WebP/TIFF files, 8- and 16-bit, grayscale and colour, in nested folders, of odd
+    sizes."""
     rng = np.random.default_rng(0)
     (folder / "nested" / "deeper").mkdir(parents=True)
     Image.fromarray(rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)).save(folder / "a.png")
-    Image.fromarray(rng.integers(0, 256, (50, 30), dtype=np.uint8)).save(folder / "nested" / "b.jpg")
-    Image.fromarray(rng.integers(0, 256, (33, 33, 3), dtype=np.uint8)).save(folder / "nested" / "c.webp")
-    Image.fromarray(rng.integers(0, 65536, (48, 48), dtype=np.uint16)).save(folder / "nested" / "deeper" / "d.tif")
+    Image.fromarray(rng.integers(0, 256, (50, 30), dtype=np.uint8)).save(
+        folder / "nested" / "b.jpg"
+    )
+    Image.fromarray(rng.integers(0, 256, (33, 33, 3), dtype=np.uint8)).save(
+        folder / "nested" / "c.webp"
+    )
+    Image.fromarray(rng.integers(0, 65536, (48, 48), dtype=np.uint16)).save(
+        folder / "nested" / "deeper" / "d.tif"
+    )
     Image.fromarray(rng.integers(0, 65536, (20, 70), dtype=np.uint16)).save(folder / "e16.png")
     Image.fromarray(rng.integers(0, 256, (64, 64, 4), dtype=np.uint8)).save(folder / "f_rgba.png")
     (folder / "notes.txt").write_text("not an image")
@@ -52,8 +60,11 @@ def test_float_range_clipped_with_warning_and_mapped_back():
     with pytest.warns(UserWarning, match="clipped"):
         unit = images.to_unit(values, (0.0, 1.0), name="scan.npy")
     np.testing.assert_array_equal(unit[..., 0], [[0, 0.25, 1]])
-    np.testing.assert_allclose(images.from_unit(images.to_unit(values * 100, (-50, 150)), np.float32, (-50, 150)),
-                               values * 100, atol=1e-4)
+    np.testing.assert_allclose(
+        images.from_unit(images.to_unit(values * 100, (-50, 150)), np.float32, (-50, 150)),
+        values * 100,
+        atol=1e-4,
+    )
 
 
 def test_empty_folder_and_folder_without_images_are_clear_errors(tmp_path):
@@ -83,19 +94,26 @@ def test_corrupt_files_are_skipped_named_counted_and_replaced_deterministically(
 
     whole, batches, caught = all_batches(slice(None))
     assert sorted(batches.skipped) == [3, 5]
-    assert any("3.png" in str(w.message) for w in caught) and any("5.png" in str(w.message) for w in caught)
+    assert any("3.png" in str(w.message) for w in caught) and any(
+        "5.png" in str(w.message) for w in caught
+    )
     values = {int(image[0, 0, 0]) for batch in whole for image in batch}
     assert values <= {i * 30 for i in range(8) if i not in (3, 5)}
     halves = [all_batches(slice(0, 2))[0], all_batches(slice(2, 4))[0]]  # two processes' rows
     for step in range(6):
-        np.testing.assert_array_equal(np.concatenate([halves[0][step], halves[1][step]]), whole[step])
+        np.testing.assert_array_equal(
+            np.concatenate([halves[0][step], halves[1][step]]), whole[step]
+        )
 
 
 def test_order_is_the_same_for_any_split_and_covers_each_epoch():
     source = Digits(32, 1, "test")
     whole = Batches(source, 24, data_seed=3, latent_seed=5, nz=8)
     for step in (0, 11, 12, 13):  # 297 examples: batch 12 spans the epoch boundary
-        parts = [Batches(source, 24, 3, slice(i * 6, i * 6 + 6), latent_seed=5, nz=8).batch(step) for i in range(4)]
+        parts = [
+            Batches(source, 24, 3, slice(i * 6, i * 6 + 6), latent_seed=5, nz=8).batch(step)
+            for i in range(4)
+        ]
         expected = whole.batch(step)
         for key in ("images", "latents"):
             np.testing.assert_array_equal(np.concatenate([p[key] for p in parts]), expected[key])
@@ -109,7 +127,9 @@ def test_latents_are_keyed_by_seed_and_step_only():
     assert a.shape == (8, 4)
     np.testing.assert_array_equal(a, order.latents(0, 5, 8, 4))
     np.testing.assert_array_equal(a[2:6], order.latents(0, 5, 8, 4, slice(2, 6)))
-    assert not np.array_equal(a, order.latents(0, 6, 8, 4)) and not np.array_equal(a, order.latents(1, 5, 8, 4))
+    assert not np.array_equal(a, order.latents(0, 6, 8, 4)) and not np.array_equal(
+        a, order.latents(1, 5, 8, 4)
+    )
 
 
 def test_builtin_digits_and_photos():
@@ -120,7 +140,11 @@ def test_builtin_digits_and_photos():
     assert np.array_equal(example[..., 0], example[..., 2])
     photos = Photos(64, 3, "train", seed=0)
     first, again, other = photos.load(0, 10), photos.load(0, 10), photos.load(0, 11)
-    assert first.shape == (64, 64, 3) and np.array_equal(first, again) and not np.array_equal(first, other)
+    assert (
+        first.shape == (64, 64, 3)
+        and np.array_equal(first, again)
+        and not np.array_equal(first, other)
+    )
     assert set(Photos(64, 3, "train").names).isdisjoint(Photos(64, 3, "test").names)
     assert make_source(Config(data="")).describe().startswith("built-in 'digits'")
 

@@ -1,5 +1,5 @@
-"""Degradations: masks follow the convention (1 = missing), noise has its sigma, downsampling and JPEG are
-what they claim, and everything is a function of the key only (any device count)."""
+"""Degradations: masks follow the convention (1 = missing), noise has its sigma, downsampling and
+JPEG are what they claim, and everything is a function of the key only (any device count)."""
 
 import io
 import os
@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jaxgan.restoration import degradations as deg
-from jaxgan.restoration.degradations import Degradation
+from jaxgan.tasks.restore import degradations as deg
+from jaxgan.tasks.restore.degradations import Degradation
 
 
 @pytest.fixture(scope="module")
 def photos():
-    from jaxgan.restoration.heldout import held_out_crops
+    from jaxgan.tasks.restore.heldout import held_out_crops
 
     return jnp.asarray(held_out_crops("photos", 32, 3, 6, seed=1), jnp.float32) / 127.5 - 1
 
@@ -38,13 +38,17 @@ def test_centre_square_is_context_encoders_hole(photos):
 @pytest.mark.parametrize("name", ["random_boxes", "strokes"])
 def test_random_masks_are_seeded_binary_and_partial(name):
     first = np.asarray(deg.make_mask(name, jax.random.key(3), 64, 64, 64))
-    again = np.asarray(jax.jit(deg.make_mask, static_argnums=(0, 2, 3, 4))(name, jax.random.key(3), 64, 64, 64))
+    again = np.asarray(
+        jax.jit(deg.make_mask, static_argnums=(0, 2, 3, 4))(name, jax.random.key(3), 64, 64, 64)
+    )
     other = np.asarray(deg.make_mask(name, jax.random.key(4), 64, 64, 64))
     np.testing.assert_array_equal(first, again)
     assert not np.array_equal(first, other)
     assert set(np.unique(first)) == {0.0, 1.0}
     coverage = first.mean(axis=(1, 2, 3))
-    assert coverage.min() > 0.005 and coverage.max() < 0.8  # every image has a hole, none is all hole
+    assert (
+        coverage.min() > 0.005 and coverage.max() < 0.8
+    )  # every image has a hole, none is all hole
     assert len({m.tobytes() for m in first}) == 64  # each image its own mask
 
 
@@ -71,15 +75,19 @@ def test_downsampling_then_bicubic_upsampling(method, photos):
     constant = jnp.full((1, 32, 32, 3), 0.2)
     up = deg.upsample(deg.downsample(constant, 2, method), (32, 32))
     np.testing.assert_allclose(np.asarray(up), 0.2, atol=1 / 127.5)
-    damaged, mask = Degradation("downsample", 32, scale_factor=4, downsampler=method).apply(None, photos)
-    np.testing.assert_allclose(np.asarray(damaged), np.asarray(deg.upsample(low, (32, 32))), atol=1e-6)
+    damaged, mask = Degradation("downsample", 32, scale_factor=4, downsampler=method).apply(
+        None, photos
+    )
+    np.testing.assert_allclose(
+        np.asarray(damaged), np.asarray(deg.upsample(low, (32, 32))), atol=1e-6
+    )
     assert np.all(np.asarray(mask) == 1)
     with pytest.raises(ValueError, match="divisible"):
         deg.downsample(jnp.zeros((1, 30, 30, 3)), 4)
 
 
 def test_jpeg_runs_on_the_host_through_libjpeg():
-    from jaxgan.restoration.heldout import held_out_crops
+    from jaxgan.tasks.restore.heldout import held_out_crops
 
     crops = held_out_crops("photos", 32, 3, 3, seed=0)
     compressed = deg.jpeg_compress(crops, 20)
@@ -107,7 +115,7 @@ def test_degradations_are_the_same_on_any_device_count():
     script = textwrap.dedent("""
         import jax, jax.numpy as jnp, numpy as np
         from jax.sharding import NamedSharding, PartitionSpec, Mesh
-        from jaxgan.restoration.degradations import Degradation
+        from jaxgan.tasks.restore.degradations import Degradation
         clean = jnp.linspace(-1, 1, 8 * 32 * 32 * 3).reshape(8, 32, 32, 3)
         mesh = Mesh(np.array(jax.devices()), ("data",))
         split = NamedSharding(mesh, PartitionSpec("data"))
@@ -120,7 +128,13 @@ def test_degradations_are_the_same_on_any_device_count():
                 np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
         print("same", len(jax.devices()))
     """)
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu"}
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    env = {
+        **os.environ,
+        "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
+        "JAX_PLATFORMS": "cpu",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "same 4" in result.stdout

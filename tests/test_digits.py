@@ -1,4 +1,5 @@
-"""The shipped digits classifier: small, accurate on the held-out digits; its metrics on real and bad sets."""
+"""The shipped digits classifier: small, accurate on the held-out digits; its metrics on real and
+bad sets."""
 
 from __future__ import annotations
 
@@ -55,10 +56,17 @@ def test_collapsed_and_noise_sets_score_badly(classifier):
     images, labels = digits_images(32, 1), digits_labels()
     ones = images[:1500][labels[:1500] == 1][:100]
     names = ("digits-fid", "digits-is", "modes")
-    collapsed = digits.digits_metrics(*classifier.features_and_logits(ones), train_features, names=names)
+    collapsed = digits.digits_metrics(
+        *classifier.features_and_logits(ones), train_features, names=names
+    )
     assert collapsed["modes"] == 1 and collapsed["digits-is"] < 1.5 and collapsed["digits-fid"] > 5
     noise = np.random.default_rng(0).integers(0, 256, (300, 32, 32, 1), dtype=np.uint8)
-    assert digits.digits_metrics(*classifier.features_and_logits(noise), train_features, names=names)["digits-fid"] > 20
+    assert (
+        digits.digits_metrics(*classifier.features_and_logits(noise), train_features, names=names)[
+            "digits-fid"
+        ]
+        > 20
+    )
 
 
 def test_mode_coverage_counts_digits_drawn_at_least_5_percent():
@@ -73,7 +81,9 @@ def test_mode_coverage_counts_digits_drawn_at_least_5_percent():
 def test_features_do_not_depend_on_the_batch_size_and_no_images_give_empty_outputs():
     images = digits_images(32, 1)[:11]
     whole = digits.DigitsClassifier(batch_size=16).features_and_logits(images)
-    padded = digits.DigitsClassifier(batch_size=4).features_and_logits(images)  # 4 + 4 + 3, the last padded
+    padded = digits.DigitsClassifier(batch_size=4).features_and_logits(
+        images
+    )  # 4 + 4 + 3, the last padded
     for a, b in zip(whole, padded, strict=True):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
     features, logits = digits.DigitsClassifier(batch_size=4).features_and_logits(images[:0])

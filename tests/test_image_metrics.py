@@ -20,8 +20,9 @@ def pair():
 
 
 def wang(a, b, **kwargs):
-    return reference.structural_similarity(a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
-                                           **kwargs)
+    return reference.structural_similarity(
+        a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, **kwargs
+    )
 
 
 def test_psnr_matches_skimage_8bit_and_unit_range(pair):
@@ -36,18 +37,27 @@ def test_ssim_matches_skimage_wang_and_default_windows(pair):
     expected = wang(clean, damaged, data_range=255, channel_axis=-1)
     assert abs(float(ssim(clean, damaged, data_range=255)) - expected) <= 1e-4
     default = reference.structural_similarity(clean, damaged, data_range=255, channel_axis=-1)
-    assert abs(default - expected) > 1e-2  # the two definitions differ, so each check below means something
+    assert (
+        abs(default - expected) > 1e-2
+    )  # the two definitions differ, so each check below means something
     assert abs(float(ssim(clean, damaged, data_range=255, gaussian=False)) - default) <= 1e-4
 
 
 def test_grayscale_and_batches(pair):
     clean, damaged = (skimage.color.rgb2gray(a) for a in pair)  # float [0, 1]
-    assert abs(float(ssim(clean[..., None], damaged[..., None])) - wang(clean, damaged, data_range=1.0)) <= 1e-4
+    assert (
+        abs(
+            float(ssim(clean[..., None], damaged[..., None])) - wang(clean, damaged, data_range=1.0)
+        )
+        <= 1e-4
+    )
     batch_a = np.stack([pair[0], pair[1]])
     batch_b = np.stack([pair[1], pair[1]])
     values = np.asarray(psnr(batch_a, batch_b, data_range=255))
     assert values.shape == (2,) and np.isinf(values[1])
-    assert abs(values[0] - reference.peak_signal_noise_ratio(pair[0], pair[1], data_range=255)) <= 1e-3
+    assert (
+        abs(values[0] - reference.peak_signal_noise_ratio(pair[0], pair[1], data_range=255)) <= 1e-3
+    )
     per_image = np.asarray(ssim(batch_a, np.stack([pair[1], pair[0]]), data_range=255))
     assert per_image.shape == (2,) and abs(per_image[0] - per_image[1]) <= 1e-6  # symmetric
 
@@ -56,16 +66,22 @@ def test_y_channel_with_border_crop_as_super_resolution_papers(pair):
     clean, damaged = pair
     luma = [skimage.color.rgb2ycbcr(a)[4:-4, 4:-4, 0] for a in pair]  # BT.601 Y, 16..235
     expected_psnr = reference.peak_signal_noise_ratio(luma[0], luma[1], data_range=255)
-    assert abs(float(psnr(clean, damaged, 255, crop_border=4, y_channel=True)) - expected_psnr) <= 1e-3
+    assert (
+        abs(float(psnr(clean, damaged, 255, crop_border=4, y_channel=True)) - expected_psnr) <= 1e-3
+    )
     expected_ssim = wang(luma[0], luma[1], data_range=255)
-    assert abs(float(ssim(clean, damaged, 255, crop_border=4, y_channel=True)) - expected_ssim) <= 1e-4
+    assert (
+        abs(float(ssim(clean, damaged, 255, crop_border=4, y_channel=True)) - expected_ssim) <= 1e-4
+    )
 
 
 def test_hole_only_psnr_counts_only_the_mask(pair):
     clean, damaged = pair
     mask = np.zeros(clean.shape[:2] + (1,), np.float32)
     mask[30:60, 40:90] = 1
-    expected = reference.peak_signal_noise_ratio(clean[30:60, 40:90], damaged[30:60, 40:90], data_range=255)
+    expected = reference.peak_signal_noise_ratio(
+        clean[30:60, 40:90], damaged[30:60, 40:90], data_range=255
+    )
     assert abs(float(psnr(clean, damaged, 255, mask=mask)) - expected) <= 1e-3
 
 

@@ -1,4 +1,5 @@
-"""Inception Score: streamed sums equal OpenAI's per-split formula; its bounds; misuse is an error."""
+"""Inception Score: streamed sums equal OpenAI's per-split formula; its bounds; misuse is an
+error."""
 
 from __future__ import annotations
 
@@ -14,14 +15,16 @@ def openai_inception_score(logits: np.ndarray, splits: int = 10) -> tuple[float,
     preds = softmax(logits.astype(np.float64), axis=1)
     scores = []
     for i in range(splits):
-        part = preds[i * len(preds) // splits:(i + 1) * len(preds) // splits]
+        part = preds[i * len(preds) // splits : (i + 1) * len(preds) // splits]
         kl = part * (np.log(part) - np.log(np.mean(part, axis=0, keepdims=True)))
         scores.append(np.exp(np.mean(np.sum(kl, axis=1))))
     return float(np.mean(scores)), float(np.std(scores))
 
 
 def test_streamed_score_equals_openai_formula():
-    logits = np.random.default_rng(0).normal(scale=3, size=(103, 1008)).astype(np.float32)  # 103: uneven splits
+    logits = (
+        np.random.default_rng(0).normal(scale=3, size=(103, 1008)).astype(np.float32)
+    )  # 103: uneven splits
     expected = openai_inception_score(logits)
     streamed = InceptionScore(103)
     for batch in np.split(logits, [7, 14, 50, 51]):
@@ -36,7 +39,9 @@ def test_bounds_one_for_uniform_and_classes_for_confident_balanced():
     confident = np.full((100, 10), -50.0)
     confident[np.arange(100), np.arange(100) % 10] = 50.0  # each split holds every class once
     assert inception_score(confident) == pytest.approx((10.0, 0.0), abs=1e-9)
-    assert inception_score(np.tile(confident[:1], (100, 1)))[0] == pytest.approx(1.0, abs=1e-9)  # one mode
+    assert inception_score(np.tile(confident[:1], (100, 1)))[0] == pytest.approx(
+        1.0, abs=1e-9
+    )  # one mode
 
 
 def test_misuse_is_an_error():

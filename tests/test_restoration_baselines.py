@@ -1,4 +1,5 @@
-"""Classical baselines restore what they claim; optional packages skip with the reason when missing."""
+"""Classical baselines restore what they claim; optional packages skip with the reason when
+missing."""
 
 import importlib.util
 
@@ -8,9 +9,9 @@ import numpy as np
 import pytest
 
 from jaxgan.metrics.image import psnr
-from jaxgan.restoration import baselines
-from jaxgan.restoration.degradations import Degradation
-from jaxgan.restoration.heldout import held_out_crops
+from jaxgan.tasks.restore import baselines
+from jaxgan.tasks.restore.degradations import Degradation
+from jaxgan.tasks.restore.heldout import held_out_crops
 
 
 def degraded(name, count=2, **settings):
@@ -32,7 +33,9 @@ def test_inpainting_baselines_fill_the_hole():
         out = method(damaged, mask, None)
         assert out.shape == clean.shape
         assert float(jnp.mean(psnr(out, clean, mask=mask))) > before + 5, name
-    assert ("Telea (OpenCV)" in methods and methods["Telea (OpenCV)"][0] is not None) == baselines.available("cv2")
+    assert (
+        "Telea (OpenCV)" in methods and methods["Telea (OpenCV)"][0] is not None
+    ) == baselines.available("cv2")
 
 
 def test_non_local_means_denoises():
@@ -42,7 +45,9 @@ def test_non_local_means_denoises():
     assert gain > 5
 
 
-@pytest.mark.skipif(importlib.util.find_spec("bm3d") is None, reason="bm3d is an optional extra (non-commercial)")
+@pytest.mark.skipif(
+    importlib.util.find_spec("bm3d") is None, reason="bm3d is an optional extra (non-commercial)"
+)
 def test_bm3d_denoises():
     degradation, clean, damaged, mask = degraded("noise", count=1, noise_sigma=25.0)
     method, _ = baselines.baselines(degradation)["BM3D"]

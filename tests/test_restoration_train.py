@@ -1,5 +1,6 @@
-"""Restoration training through the same trainer: every shipped restore config trains a few steps (tiny
-widths), logs the restorer's losses and held-out PSNR, and writes damaged | restored | original grids."""
+"""Restoration training through the same trainer: every shipped restore config trains a few steps
+(tiny widths), logs the restorer's losses and held-out PSNR, and writes damaged | restored |
+original grids."""
 
 import functools
 
@@ -12,11 +13,23 @@ from PIL import Image
 from jaxgan import config as config_lib
 from jaxgan import trainer
 from jaxgan.losses import reconstruction
-from jaxgan.restoration.train_step import restore_step, step_key
-from jaxgan.state import init_state, make_models
+from jaxgan.state import init_state, make_modules
+from jaxgan.tasks.restore.step import restore_step, step_key
 
-TINY = dict(image_size=32, restorer_width=8, ndf=8, batch_size=4, num_steps=2, log_every=1, sample_every=2,
-            checkpoint_every=2, eval_every=2, eval_num=6, num_samples=4, loader_threads=0)
+TINY = dict(
+    image_size=32,
+    restorer_width=8,
+    ndf=8,
+    batch_size=4,
+    num_steps=2,
+    log_every=1,
+    sample_every=2,
+    checkpoint_every=2,
+    eval_every=2,
+    eval_num=6,
+    num_samples=4,
+    loader_threads=0,
+)
 METRICS = {"d_loss", "g_loss", "rec_loss", "adv_loss", "d_x", "d_g_z1", "d_g_z2", "finite"}
 
 
@@ -24,9 +37,16 @@ def tiny(name, **changes):
     return config_lib.load(name).replace(**{**TINY, **changes})
 
 
-@pytest.mark.parametrize("name, changes", [("restore_inpaint64", {}), ("restore_denoise64", {}),
-                                           ("restore_sr4x64", {}), ("restore_gray64", {}),
-                                           ("restore_denoise64", {"degradation": "jpeg"})])
+@pytest.mark.parametrize(
+    "name, changes",
+    [
+        ("restore_inpaint64", {}),
+        ("restore_denoise64", {}),
+        ("restore_sr4x64", {}),
+        ("restore_gray64", {}),
+        ("restore_denoise64", {"degradation": "jpeg"}),
+    ],
+)
 def test_each_config_trains_a_few_steps(name, changes, tmp_path, monkeypatch):
     config = tiny(name, **changes)
     logged = {}
@@ -52,10 +72,12 @@ def test_each_config_trains_a_few_steps(name, changes, tmp_path, monkeypatch):
 @pytest.fixture(scope="module")
 def step_setup():
     config = tiny("restore_inpaint64", lambda_adv=0.0)
-    models = make_models(config)
+    models = make_modules(config)
     state = jax.jit(functools.partial(init_state, config, models))()
     step = jax.jit(functools.partial(restore_step, config, models))
-    images = np.random.default_rng(0).integers(120, 136, (4, 32, 32, 3), dtype=np.uint8)  # near mid-grey...
+    images = np.random.default_rng(0).integers(
+        120, 136, (4, 32, 32, 3), dtype=np.uint8
+    )  # near mid-grey...
     images[:, 8:24, 8:24] = 255  # ...with a white centre: the hole's error is far above the image's
     return config, models, state, step, {"images": images}
 
@@ -65,15 +87,22 @@ def test_inpainting_loss_is_over_the_hole_only(step_setup):
     config, models, state, step, batch = step_setup
     _, metrics = step(state, batch)
     clean = jnp.asarray(batch["images"], jnp.float32) / 127.5 - 1
-    from jaxgan.restoration.degradations import Degradation
+    from jaxgan.tasks.restore.degradations import Degradation
 
     damaged, mask = Degradation.from_config(config).apply(step_key(state), clean)
-    restored, _ = models.generator.apply({"params": state.generator.params,
-                                          "batch_stats": state.generator.batch_stats}, damaged, mask, train=True,
-                                         mutable=["batch_stats"])
+    restored, _ = models["restorer"].apply(
+        state.models["restorer"].variables(),
+        damaged,
+        mask,
+        train=True,
+        mutable=["batch_stats"],
+    )
     hole = reconstruction(restored, clean, mask, "l2")
     whole = reconstruction(restored, clean, jnp.ones_like(mask), "l2")
-    # jit and eager convolutions round differently: agreement to 1e-4 relative; hole and whole differ by far more
+    # jit and eager convolutions round differently: agreement to 1e-4 relative; hole and whole
+    # differ by far more
     np.testing.assert_allclose(float(metrics["rec_loss"]), float(hole), rtol=1e-4)
     assert float(hole) > 2 * float(whole)
-    np.testing.assert_allclose(float(metrics["g_loss"]), config.lambda_rec * float(hole), rtol=1e-4)  # no adv
+    np.testing.assert_allclose(
+        float(metrics["g_loss"]), config.lambda_rec * float(hole), rtol=1e-4
+    )  # no adv

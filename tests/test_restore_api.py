@@ -1,6 +1,6 @@
-"""`jaxgan.restore` and scripts/restore.py: any size, bit depth and band count in, the same out; known pixels
-kept exactly; clear errors and nothing half-written. Restorers here are freshly initialised (tiny widths):
-these tests check the tool, not the training."""
+"""`jaxgan.restore` and scripts/restore.py: any size, bit depth and band count in, the same out;
+known pixels kept exactly; clear errors and nothing half-written. Restorers here are freshly
+initialised (tiny widths): these tests check the tool, not the training."""
 
 import functools
 import json
@@ -11,24 +11,26 @@ import pytest
 import skimage.data
 from PIL import Image
 
-from jaxgan import checkpoint
+from jaxgan import checkpoint, model_folder, run_info
 from jaxgan import config as config_lib
 from jaxgan.data.images import ImageError
-from jaxgan.restoration import files
-from jaxgan.restoration.api import load_restorer, restore
-from jaxgan.restoration.files import read_any, write_any
-from jaxgan.state import generator_arch, init_state, make_models, sample_variables
+from jaxgan.state import init_state, make_modules, sampled_variables
+from jaxgan.tasks import get_task
+from jaxgan.tasks.restore import files
+from jaxgan.tasks.restore.api import load_restorer, restore
+from jaxgan.tasks.restore.files import read_any, write_any
 from scripts import evaluate as evaluate_script
 from scripts import restore as restore_script
 
 
 def make_workdir(path, name, **changes):
     """A workdir holding one checkpoint of a fresh state, as the trainer writes it."""
-    config = config_lib.load(name).replace(image_size=32, restorer_width=8, ngf=8, ndf=8, nz=16, batch_size=4,
-                                           **changes)
-    models = make_models(config)
+    config = config_lib.load(name).replace(
+        image_size=32, restorer_width=8, ngf=8, ndf=8, nz=16, batch_size=4, **changes
+    )
+    models = make_modules(config)
     state = jax.jit(functools.partial(init_state, config, models))()
-    checkpoint.write_run_info(path, config)
+    run_info.write_run_info(path, config)
     checkpoints = checkpoint.Checkpoints(path, async_save=False)
     checkpoints.save(1, state, {"data_position": 1})
     checkpoints.close()
@@ -52,7 +54,7 @@ def gan_workdir(tmp_path_factory):
 
 def hole_mask(height, width):
     mask = np.zeros((height, width), np.uint8)
-    mask[height // 3:height // 3 + 40, width // 2:width // 2 + 50] = 255  # white = missing
+    mask[height // 3 : height // 3 + 40, width // 2 : width // 2 + 50] = 255  # white = missing
     return mask
 
 
@@ -60,8 +62,18 @@ def test_cli_inpaints_a_photo_of_another_size_and_keeps_known_pixels(inpainter, 
     photo = skimage.data.rocket()  # 427 x 640, not the restorer's 32 x 32
     Image.fromarray(photo).save(tmp_path / "rocket.png")
     Image.fromarray(hole_mask(*photo.shape[:2])).save(tmp_path / "mask.png")
-    code = restore_script.main(["--checkpoint", str(inpainter[0]), "--input", str(tmp_path / "rocket.png"),
-                                "--mask", str(tmp_path / "mask.png"), "--out", str(tmp_path / "out.png")])
+    code = restore_script.main(
+        [
+            "--checkpoint",
+            str(inpainter[0]),
+            "--input",
+            str(tmp_path / "rocket.png"),
+            "--mask",
+            str(tmp_path / "mask.png"),
+            "--out",
+            str(tmp_path / "out.png"),
+        ]
+    )
     assert code == 0
     out = np.asarray(Image.open(tmp_path / "out.png"))
     hole = hole_mask(*photo.shape[:2]) > 0
@@ -72,17 +84,30 @@ def test_cli_inpaints_a_photo_of_another_size_and_keeps_known_pixels(inpainter, 
 
 def test_16bit_grayscale_comes_back_16bit(gray_denoiser, inpainter, tmp_path):
     ramp = np.linspace(0, 65535, 70 * 90).reshape(70, 90)
-    scan = (ramp + np.random.default_rng(0).normal(0, 3000, ramp.shape)).clip(0, 65535).astype(np.uint16)
+    scan = (
+        (ramp + np.random.default_rng(0).normal(0, 3000, ramp.shape))
+        .clip(0, 65535)
+        .astype(np.uint16)
+    )
     write_any(tmp_path / "scan.png", scan[..., None])
     assert read_any(tmp_path / "scan.png").dtype == np.uint16
-    code = restore_script.main(["--checkpoint", str(gray_denoiser[0]), "--input", str(tmp_path / "scan.png"),
-                                "--out", str(tmp_path / "clean.png")])
+    code = restore_script.main(
+        [
+            "--checkpoint",
+            str(gray_denoiser[0]),
+            "--input",
+            str(tmp_path / "scan.png"),
+            "--out",
+            str(tmp_path / "clean.png"),
+        ]
+    )
     assert code == 0
     out = read_any(tmp_path / "clean.png")
     assert out.shape == (70, 90, 1) and out.dtype == np.uint16
     assert np.any(out % 257 != 0)  # not 8-bit levels scaled up: the full 16-bit depth
     assert not np.array_equal(out, scan)
-    # the same scan through a colour restorer: three equal channels in, their luma out; a mask keeps the rest
+    # the same scan through a colour restorer: three equal channels in, their luma out; a mask keeps
+    # the rest
     mask = np.zeros((70, 90), bool)
     mask[10:30, 20:60] = True
     result = restore(scan, inpainter[0], mask)
@@ -104,8 +129,10 @@ def test_float_and_multiband_arrays(gray_denoiser, inpainter):
 
 
 def test_tiff_round_trip_keeps_dtype_and_bands(tmp_path):
-    for array in (np.arange(24 * 30 * 3, dtype=np.uint16).reshape(24, 30, 3),
-                  np.linspace(0, 1, 24 * 30 * 4, dtype=np.float32).reshape(24, 30, 4)):
+    for array in (
+        np.arange(24 * 30 * 3, dtype=np.uint16).reshape(24, 30, 3),
+        np.linspace(0, 1, 24 * 30 * 4, dtype=np.float32).reshape(24, 30, 4),
+    ):
         write_any(tmp_path / "image.tif", array)
         back = read_any(tmp_path / "image.tif")
         assert back.dtype == array.dtype
@@ -114,8 +141,11 @@ def test_tiff_round_trip_keeps_dtype_and_bands(tmp_path):
 
 def test_converted_folder_restores_like_the_workdir(inpainter, tmp_path):
     workdir, config, state = inpainter
-    folder = checkpoint.save_model(tmp_path / "model", generator_arch(config),
-                                   jax.device_get(sample_variables(state, False)))
+    folder = model_folder.save_model(
+        tmp_path / "model",
+        get_task("restore").arch(config, "restorer"),
+        jax.device_get(sampled_variables(state, config, use_ema=False)),
+    )
     image = skimage.data.coffee()[:50, :70]
     mask = hole_mask(50, 70) > 0
     np.testing.assert_array_equal(restore(image, folder, mask), restore(image, workdir, mask))
@@ -130,10 +160,21 @@ def test_clear_errors_and_nothing_half_written(inpainter, gan_workdir, tmp_path)
     def run(*args):
         return restore_script.main(["--checkpoint", str(inpainter[0]), *args])
 
-    assert run("--input", str(tmp_path / "a.png"), "--mask", str(tmp_path / "small_mask.png"),
-               "--out", str(tmp_path / "x.png")) == 1
+    assert (
+        run(
+            "--input",
+            str(tmp_path / "a.png"),
+            "--mask",
+            str(tmp_path / "small_mask.png"),
+            "--out",
+            str(tmp_path / "x.png"),
+        )
+        == 1
+    )
     assert run("--input", str(tmp_path / "broken.png"), "--out", str(tmp_path / "y.png")) == 1
-    assert run("--input", str(tmp_path / "a.png"), "--out", str(tmp_path / "z.png")) == 1  # inpainting: no mask
+    assert (
+        run("--input", str(tmp_path / "a.png"), "--out", str(tmp_path / "z.png")) == 1
+    )  # inpainting: no mask
     assert not any((tmp_path / n).exists() for n in ("x.png", "y.png", "z.png"))
     with pytest.raises(ImageError, match="mask is 50x50.*80x60"):
         restore(photo, inpainter[0], tmp_path / "small_mask.png")
@@ -141,14 +182,23 @@ def test_clear_errors_and_nothing_half_written(inpainter, gan_workdir, tmp_path)
         restore(tmp_path / "broken.png", inpainter[0], np.ones((60, 80), bool))
     with pytest.raises(checkpoint.CheckpointError, match="'gan' run"):
         load_restorer(gan_workdir[0])
-    # a folder whose first image fails (its mask is too small): error, and no output folder at all (a folder is
-    # written file by file, and made only for its first file)
+    # a folder whose first image fails (its mask is too small): error, and no output folder at all
+    # (a folder is written file by file, and made only for its first file)
     folder = tmp_path / "inputs"
     folder.mkdir()
     Image.fromarray(photo).save(folder / "good.png")
     (folder / "zbad.png").write_bytes(b"nope")
-    assert run("--input", str(folder), "--mask", str(tmp_path / "small_mask.png"), "--out",
-               str(tmp_path / "outs")) == 1
+    assert (
+        run(
+            "--input",
+            str(folder),
+            "--mask",
+            str(tmp_path / "small_mask.png"),
+            "--out",
+            str(tmp_path / "outs"),
+        )
+        == 1
+    )
     assert not (tmp_path / "outs").exists()
 
 
@@ -156,12 +206,28 @@ def test_folder_in_folder_out_with_a_mask_folder(inpainter, tmp_path):
     inputs, masks = tmp_path / "in", tmp_path / "masks"
     (inputs / "sub").mkdir(parents=True)
     (masks / "sub").mkdir(parents=True)
-    images = {"one.png": skimage.data.coffee()[:40, :60], "sub/two.jpg": skimage.data.chelsea()[:50, :45]}
+    images = {
+        "one.png": skimage.data.coffee()[:40, :60],
+        "sub/two.jpg": skimage.data.chelsea()[:50, :45],
+    }
     for name, image in images.items():
         Image.fromarray(image).save(inputs / name)
         Image.fromarray(hole_mask(*image.shape[:2])).save((masks / name).with_suffix(".png"))
-    assert restore_script.main(["--checkpoint", str(inpainter[0]), "--input", str(inputs), "--mask", str(masks),
-                                "--out", str(tmp_path / "out")]) == 0
+    assert (
+        restore_script.main(
+            [
+                "--checkpoint",
+                str(inpainter[0]),
+                "--input",
+                str(inputs),
+                "--mask",
+                str(masks),
+                "--out",
+                str(tmp_path / "out"),
+            ]
+        )
+        == 0
+    )
     for name, image in images.items():
         out = np.asarray(Image.open(tmp_path / "out" / name))
         original = np.asarray(Image.open(inputs / name))
@@ -171,18 +237,31 @@ def test_folder_in_folder_out_with_a_mask_folder(inpainter, tmp_path):
             np.testing.assert_array_equal(out[~hole], original[~hole])
 
 
-def test_an_interrupted_folder_restore_resumes_and_force_replaces_it(inpainter, tmp_path, monkeypatch, capsys):
+def test_an_interrupted_folder_restore_resumes_and_force_replaces_it(
+    inpainter, tmp_path, monkeypatch, capsys
+):
     inputs, masks = tmp_path / "in", tmp_path / "masks"
     names = ["a.png", "b.png", "sub/c.png"]
     for index, name in enumerate(names):
-        image = skimage.data.coffee()[10 * index:10 * index + 40, :60]
+        image = skimage.data.coffee()[10 * index : 10 * index + 40, :60]
         for folder, array in ((inputs, image), (masks, hole_mask(40, 60))):
             (folder / name).parent.mkdir(parents=True, exist_ok=True)
             Image.fromarray(array).save(folder / name)
 
     def run(out, *args):
-        return restore_script.main(["--checkpoint", str(inpainter[0]), "--input", str(inputs), "--mask", str(masks),
-                                    "--out", str(out), *args])
+        return restore_script.main(
+            [
+                "--checkpoint",
+                str(inpainter[0]),
+                "--input",
+                str(inputs),
+                "--mask",
+                str(masks),
+                "--out",
+                str(out),
+                *args,
+            ]
+        )
 
     def contents(folder):
         return {name: (folder / name).read_bytes() for name in names if (folder / name).exists()}
@@ -208,7 +287,9 @@ def test_an_interrupted_folder_restore_resumes_and_force_replaces_it(inpainter, 
     fail_after(2)
     with pytest.raises(RuntimeError, match="killed"):
         run(out)
-    assert contents(out) == {name: expected[name] for name in names[:2]}  # the images done before the failure
+    assert contents(out) == {
+        name: expected[name] for name in names[:2]
+    }  # the images done before the failure
     written = fail_after(None)
     capsys.readouterr()
     assert run(out) == 0
@@ -231,15 +312,42 @@ def test_an_interrupted_folder_restore_resumes_and_force_replaces_it(inpainter, 
 
 
 def test_evaluate_restore_prints_its_table_and_writes_json(inpainter, tmp_path, capsys):
-    code = evaluate_script.main(["restore", "--degradation", "centre_square", "--checkpoint", str(inpainter[0]),
-                                 "--num-crops", "3", "--json", str(tmp_path / "r.json")])
+    code = evaluate_script.main(
+        [
+            "restore",
+            "--degradation",
+            "centre_square",
+            "--checkpoint",
+            str(inpainter[0]),
+            "--num-crops",
+            "3",
+            "--json",
+            str(tmp_path / "r.json"),
+        ]
+    )
     assert code == 0
     table = capsys.readouterr().out
-    assert "| biharmonic (scikit-image) |" in table and "hole PSNR (dB)" in table and "| restorer (" in table
+    assert (
+        "| biharmonic (scikit-image) |" in table
+        and "hole PSNR (dB)" in table
+        and "| restorer (" in table
+    )
     report = json.loads((tmp_path / "r.json").read_text())
     biharmonic = report["results"]["biharmonic (scikit-image)"]
     assert biharmonic["psnr"] - biharmonic["psnr_hole"] > 3  # the hole is a quarter of the image
     assert report["num_crops"] == 3 and report["image_size"] == 32
-    assert evaluate_script.main(["restore", "--degradation", "noise", "--checkpoint", str(inpainter[0]),
-                                 "--num-crops", "2"]) == 1
+    assert (
+        evaluate_script.main(
+            [
+                "restore",
+                "--degradation",
+                "noise",
+                "--checkpoint",
+                str(inpainter[0]),
+                "--num-crops",
+                "2",
+            ]
+        )
+        == 1
+    )
     assert "trained for 'centre_square'" in capsys.readouterr().err

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jaxgan import convert, monitor, sampling
+from jaxgan import convert, loading, monitor, sampling
 from jaxgan.data.order import sample_latents
 from scripts import sample as sample_cli
 
@@ -17,19 +17,28 @@ def test_generate_uses_ema_by_default_and_is_deterministic(trained_workdir):
     assert ema.shape == (6, 32, 32, 1) and ema.dtype == np.float32
     assert np.abs(ema).max() <= 1
     np.testing.assert_array_equal(ema, sampling.generate(trained_workdir, num=6, seed=3))
-    _, state, _ = sampling.restore_training_state(trained_workdir)
+    _, state, _ = loading.restore_training_state(trained_workdir)
     arch, variables = sampling.load_generator(trained_workdir)
     _, live_variables = sampling.load_generator(trained_workdir, use_ema=False)
-    for loaded, kept in ((variables, state.ema_params), (live_variables, state.generator.params)):
+    for loaded, kept in (
+        (variables, state.ema_params),
+        (live_variables, state.models["generator"].params),
+    ):
         for a, b in zip(jax.tree.leaves(loaded["params"]), jax.tree.leaves(kept), strict=True):
             np.testing.assert_array_equal(a, b)
-    assert any(not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(state.ema_params),
-                                                       jax.tree.leaves(state.generator.params)))
+    assert any(
+        not np.array_equal(a, b)
+        for a, b in zip(
+            jax.tree.leaves(state.ema_params), jax.tree.leaves(state.models["generator"].params)
+        )
+    )
     latents = sample_latents(3, 6, 16)
     np.testing.assert_array_equal(sampling.generate(trained_workdir, latents=latents), ema)
     expected = convert.build_model(arch).apply(variables, latents.astype(np.float32), train=False)
     np.testing.assert_allclose(ema, np.asarray(expected), atol=1e-6)
-    assert not np.array_equal(sampling.generate(trained_workdir, latents=latents, use_ema=False), ema)
+    assert not np.array_equal(
+        sampling.generate(trained_workdir, latents=latents, use_ema=False), ema
+    )
 
 
 def test_batches_stream_with_one_shape_and_batch_stats_differ(trained_workdir):
@@ -39,14 +48,19 @@ def test_batches_stream_with_one_shape_and_batch_stats_differ(trained_workdir):
     streamed = list(sampling.iterate_generate(arch, variables, latents, batch_size=4))
     assert [len(b) for b in streamed] == [4, 4, 2]
     np.testing.assert_allclose(np.concatenate(streamed), whole, atol=1e-6)  # eval mode: per example
-    train_mode = np.concatenate(list(sampling.iterate_generate(arch, variables, latents, 10, batch_stats=True)))
+    train_mode = np.concatenate(
+        list(sampling.iterate_generate(arch, variables, latents, 10, batch_stats=True))
+    )
     assert np.abs(train_mode - whole).max() > 0.05 * np.abs(whole).max()
 
 
 @pytest.mark.parametrize("out", ["grid.png", "images.npy", "folder"])
 def test_sample_script_outputs(trained_workdir, tmp_path, out):
     target = tmp_path / out
-    assert sample_cli.main(["--checkpoint", str(trained_workdir), "--out", str(target), "--num", "5"]) == 0
+    assert (
+        sample_cli.main(["--checkpoint", str(trained_workdir), "--out", str(target), "--num", "5"])
+        == 0
+    )
     expected = sampling.generate(trained_workdir, num=5, seed=0)
     if out.endswith(".png"):
         assert np.asarray(Image.open(target)).shape == (2 * 34 + 2, 3 * 34 + 2)
@@ -57,13 +71,26 @@ def test_sample_script_outputs(trained_workdir, tmp_path, out):
         assert [f.name for f in files] == [f"{i:06d}.png" for i in range(5)]
         first = np.asarray(Image.open(files[0]), np.float32) / 127.5 - 1
         np.testing.assert_allclose(first, expected[0, ..., 0], atol=1 / 127.5 + 1e-6)
-    assert sample_cli.main(["--checkpoint", str(trained_workdir), "--out", str(target)]) == 1  # no --force
+    assert (
+        sample_cli.main(["--checkpoint", str(trained_workdir), "--out", str(target)]) == 1
+    )  # no --force
 
 
 def test_wrong_latent_size_and_missing_checkpoint_are_errors(trained_workdir, tmp_path, capsys):
     np.save(tmp_path / "z.npy", np.zeros((2, 7), np.float32))
-    assert sample_cli.main(["--checkpoint", str(trained_workdir), "--latents", str(tmp_path / "z.npy"),
-                            "--out", str(tmp_path / "x.npy")]) == 1
+    assert (
+        sample_cli.main(
+            [
+                "--checkpoint",
+                str(trained_workdir),
+                "--latents",
+                str(tmp_path / "z.npy"),
+                "--out",
+                str(tmp_path / "x.npy"),
+            ]
+        )
+        == 1
+    )
     assert "nz=16" in capsys.readouterr().err
     assert sample_cli.main(["--checkpoint", str(tmp_path), "--out", str(tmp_path / "y.npy")]) == 1
     assert "not a jaxgan model folder" in capsys.readouterr().err
@@ -82,7 +109,8 @@ def png_bytes(folder):
 
 
 def fail_after(monkeypatch, count, before_each=None):
-    """Make the PNG writer raise (as a killed run stops) after `count` more files; `before_each` checks the folder."""
+    """Make the PNG writer raise (as a killed run stops) after `count` more files; `before_each`
+    checks the folder."""
     written = []
 
     def save_png(pixels, path):
@@ -101,21 +129,35 @@ def fail_after(monkeypatch, count, before_each=None):
 def test_some_batches_alone_are_the_images_of_a_whole_run(trained_workdir, batch_stats):
     arch, variables = sampling.load_generator(trained_workdir)
     latents = sample_latents(0, 10, 16)
-    whole = np.concatenate(list(sampling.iterate_generate(arch, variables, latents, 4, batch_stats)))
+    whole = np.concatenate(
+        list(sampling.iterate_generate(arch, variables, latents, 4, batch_stats))
+    )
     some = dict(sample_cli.generate_batches(arch, variables, latents, 4, batch_stats, [8, 4]))
     np.testing.assert_array_equal(some[4], whole[4:8])
     np.testing.assert_array_equal(some[8], whole[8:])
 
 
-def test_an_interrupted_folder_output_resumes_with_the_same_images(trained_workdir, tmp_path, monkeypatch, capsys):
-    args = ["--num", "10", "--batch-size", "4", "--batch-stats", "--seed", "2"]  # batch stats: batches must not shift
+def test_an_interrupted_folder_output_resumes_with_the_same_images(
+    trained_workdir, tmp_path, monkeypatch, capsys
+):
+    args = [
+        "--num",
+        "10",
+        "--batch-size",
+        "4",
+        "--batch-stats",
+        "--seed",
+        "2",
+    ]  # batch stats: batches must not shift
     assert run_sample(trained_workdir, tmp_path / "whole", *args) == 0
     expected = png_bytes(tmp_path / "whole")
     out = tmp_path / "resumed"
     fail_after(monkeypatch, 6)
     with pytest.raises(RuntimeError, match="killed"):
         run_sample(trained_workdir, out, *args)
-    assert png_bytes(out) == {name: expected[name] for name in sorted(expected)[:6]}  # kept, each one whole
+    assert png_bytes(out) == {
+        name: expected[name] for name in sorted(expected)[:6]
+    }  # kept, each one whole
     starts, real_batches = [], sample_cli.generate_batches
 
     def recording_batches(*arguments):
@@ -129,9 +171,13 @@ def test_an_interrupted_folder_output_resumes_with_the_same_images(trained_workd
     printed = capsys.readouterr().out
     assert f"skipping 6 images already written in {out}; writing 4" in printed
     assert "wrote 4 image(s)" in printed and "(6 already there)" in printed
-    assert starts == [4, 8] and [path.name for path in written] == [f"{i:06d}.png" for i in range(6, 10)]
+    assert starts == [4, 8] and [path.name for path in written] == [
+        f"{i:06d}.png" for i in range(6, 10)
+    ]
     assert png_bytes(out) == expected  # byte for byte the uninterrupted run
-    assert run_sample(trained_workdir, out, *args) == 0  # complete: nothing generated, nothing written
+    assert (
+        run_sample(trained_workdir, out, *args) == 0
+    )  # complete: nothing generated, nothing written
     assert f"skipping 10 images already written in {out}; writing 0" in capsys.readouterr().out
     assert starts == [4, 8] and len(written) == 4
 
@@ -171,7 +217,10 @@ def test_other_arguments_into_an_output_folder_are_an_error(trained_workdir, tmp
     capsys.readouterr()
     assert run_sample(trained_workdir, out, "--num", "3", "--seed", "5") == 1
     error = capsys.readouterr().err
-    assert f"{out} holds the output of a job with other arguments (seed was 0, now 5)" in error and "--force" in error
+    assert (
+        f"{out} holds the output of a job with other arguments (seed was 0, now 5)" in error
+        and "--force" in error
+    )
     assert run_sample(trained_workdir, out, "--num", "3", "--no-ema") == 1
     assert "ema was True, now False" in capsys.readouterr().err
     assert png_bytes(out) == before

@@ -1,10 +1,11 @@
-"""Tiling: with the model replaced by a pixelwise function the tiled result equals the direct one, the
-blending weights are a partition of unity, and an image of exactly one tile gives the model's output."""
+"""Tiling: with the model replaced by a pixelwise function the tiled result equals the direct one,
+the blending weights are a partition of unity, and an image of exactly one tile gives the model's
+output."""
 
 import numpy as np
 import pytest
 
-from jaxgan.restoration.tiling import axis_layout, tiled_apply, weight_sum
+from jaxgan.tasks.restore.tiling import axis_layout, tiled_apply, weight_sum
 
 
 def pixelwise(tiles, masks):
@@ -24,7 +25,9 @@ def image_and_mask(height, width, channels=3, seed=0):
 def test_blending_weights_sum_to_one_everywhere(length, overlap, shift):
     layout = axis_layout(length, 64, overlap, shift)
     np.testing.assert_allclose(weight_sum(layout), 1.0, atol=1e-12)
-    assert layout.pad_before >= overlap or len(layout.starts) == 1  # image edges never at a tile's edge ramp
+    assert (
+        layout.pad_before >= overlap or len(layout.starts) == 1
+    )  # image edges never at a tile's edge ramp
     assert np.all(layout.window > 0)
 
 

@@ -1,4 +1,5 @@
-"""The main job end to end: outputs of a run, exact resume after SIGKILL, SIGTERM, errors, compilation."""
+"""The main job end to end: outputs of a run, exact resume after SIGKILL, SIGTERM, errors,
+compilation."""
 
 from __future__ import annotations
 
@@ -15,13 +16,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxgan import checkpoint, sharding, trainer
+from jaxgan import checkpoint, run_info, sharding, trainer
+from jaxgan.tasks.gan import GanTask
 from tests.helpers import assert_same_final_arrays, run_train, tiny_config, train_command
 
 
 def test_run_writes_checkpoints_events_and_grids(trained_workdir):
     assert checkpoint.Checkpoints(trained_workdir).all_steps() == [4, 8]
-    info = checkpoint.read_run_info(trained_workdir)
+    info = run_info.read_run_info(trained_workdir)
     assert info["config"].num_steps == 8 and info["format_version"] == checkpoint.FORMAT_VERSION
     assert {"jax", "flax", "optax"} <= set(info["versions"])
     grids = sorted(p.name for p in (trained_workdir / "samples").glob("*.png"))
@@ -40,12 +42,21 @@ def test_run_writes_checkpoints_events_and_grids(trained_workdir):
         data = handle.read()
     offset = 0
     while offset < len(data):
-        length = int.from_bytes(data[offset:offset + 8], "little")
-        event = event_pb2.Event.FromString(data[offset + 12:offset + 12 + length])
+        length = int.from_bytes(data[offset : offset + 8], "little")
+        event = event_pb2.Event.FromString(data[offset + 12 : offset + 12 + length])
         tags.update(value.tag for value in event.summary.value)
         offset += length + 16
-    assert {"loss/d", "loss/g", "d/x", "d/g_z1", "d/g_z2", "speed/img_per_s", "speed/data_wait_ms", "samples",
-            "_hparams_/experiment"} <= tags
+    assert {
+        "loss/d",
+        "loss/g",
+        "d/x",
+        "d/g_z1",
+        "d/g_z2",
+        "speed/img_per_s",
+        "speed/data_wait_ms",
+        "samples",
+        "_hparams_/experiment",
+    } <= tags
 
 
 def test_sigkill_then_resume_is_bit_for_bit(tmp_path):
@@ -54,10 +65,17 @@ def test_sigkill_then_resume_is_bit_for_bit(tmp_path):
     assert reference.returncode == 0, reference.stderr[-3000:]
 
     workdir = tmp_path / "killed"
-    process = subprocess.Popen(train_command(workdir, **steps, num_samples=4), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        train_command(workdir, **steps, num_samples=4),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 300
-    while not (workdir / "checkpoints" / "4").is_dir() and time.time() < deadline and process.poll() is None:
+    while (
+        not (workdir / "checkpoints" / "4").is_dir()
+        and time.time() < deadline
+        and process.poll() is None
+    ):
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     assert process.wait(60) == -signal.SIGKILL
@@ -71,19 +89,23 @@ def test_sigkill_then_resume_is_bit_for_bit(tmp_path):
 
 
 def test_sigkill_during_an_actual_save_resumes_from_the_previous_checkpoint(tmp_path):
-    """A kill while orbax is writing checkpoint 4 (its temporary folder exists, the final name does not):
-    the next run resumes from step 2 and ends bit for bit as an uninterrupted run. Wide models make the
-    state about 80 MB, so the write lasts long enough to be hit."""
+    """A kill while orbax is writing checkpoint 4 (its temporary folder exists, the final name does
+    not): the next run resumes from step 2 and ends bit for bit as an uninterrupted run. Wide models
+    make the state about 80 MB, so the write lasts long enough to be hit."""
     steps = dict(num_steps=4, checkpoint_every=2, ngf=128, ndf=128, batch_size=4, sample_every=100)
     reference = run_train(tmp_path / "reference", **steps)
     assert reference.returncode == 0, reference.stderr[-3000:]
     workdir = tmp_path / "killed"
-    process = subprocess.Popen(train_command(workdir, **steps), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        train_command(workdir, **steps), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     checkpoints, deadline = workdir / "checkpoints", time.time() + 300
     writing = []
     while not writing and time.time() < deadline and process.poll() is None:
         if (checkpoints / "2").is_dir():
-            writing = [p for p in checkpoints.iterdir() if p.name.startswith("4.") and "tmp" in p.name]
+            writing = [
+                p for p in checkpoints.iterdir() if p.name.startswith("4.") and "tmp" in p.name
+            ]
         time.sleep(0.001)
     process.send_signal(signal.SIGKILL)
     assert process.wait(60) == -signal.SIGKILL
@@ -97,9 +119,13 @@ def test_sigkill_during_an_actual_save_resumes_from_the_previous_checkpoint(tmp_
 
 def test_sigterm_checkpoints_the_current_step(tmp_path):
     workdir = tmp_path / "run"
-    process = subprocess.Popen(train_command(workdir, num_steps=100_000, checkpoint_every=1000, log_every=1),
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    process = subprocess.Popen(
+        train_command(workdir, num_steps=100_000, checkpoint_every=1000, log_every=1),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     for line in process.stdout:
         if "step 5:" in line:
             break
@@ -108,13 +134,17 @@ def test_sigterm_checkpoints_the_current_step(tmp_path):
     assert process.returncode == 0, output[-3000:]
     assert "stopping on signal" in output
     steps = checkpoint.Checkpoints(workdir).all_steps()
-    assert len(steps) == 1 and 5 <= steps[0] < 1000  # the step it was at, not a checkpoint_every multiple
+    assert (
+        len(steps) == 1 and 5 <= steps[0] < 1000
+    )  # the step it was at, not a checkpoint_every multiple
 
 
 def test_changed_config_is_refused_naming_fields(trained_workdir):
     result = run_train(trained_workdir, num_steps=8, ema_decay=0.9, lr=0.001, ngf=16)
     assert result.returncode != 0
-    assert "lr" in result.stderr and "ngf" in result.stderr and "num_steps" in result.stderr  # lists what may change
+    assert (
+        "lr" in result.stderr and "ngf" in result.stderr and "num_steps" in result.stderr
+    )  # lists what may change
 
 
 def test_unknown_field_and_wrong_type_are_errors(tmp_path):
@@ -128,13 +158,15 @@ def test_unknown_field_and_wrong_type_are_errors(tmp_path):
 
 def poisoned_step(after: int):
     """The real GAN step, but parameters become NaN from step `after` on (a diverging run)."""
-    from jaxgan.train_step import gan_step as real
+    from jaxgan.tasks.gan.step import gan_step as real
 
     def step(models, state, batch):
         state, metrics = real(models, state, batch)
         poison = jnp.where(state.step > after, jnp.nan, 0.0)
-        params = jax.tree.map(lambda p: p + poison, state.generator.params)
-        state = state.replace(generator=state.generator.replace(params=params))
+        params = jax.tree.map(lambda p: p + poison, state.models["generator"].params)
+        state = state.replace(
+            models={**state.models, "generator": state.models["generator"].replace(params=params)}
+        )
         metrics["finite"] = metrics["finite"] & (state.step <= after)
         return state, metrics
 
@@ -142,7 +174,11 @@ def poisoned_step(after: int):
 
 
 def test_non_finite_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
-    monkeypatch.setattr(trainer, "task_step", lambda config: poisoned_step(after=5))
+    monkeypatch.setattr(
+        GanTask,
+        "step",
+        lambda self, config, modules: functools.partial(poisoned_step(after=5), modules),
+    )
     config = tiny_config(num_steps=12, log_every=1, checkpoint_every=4)
     with pytest.raises(trainer.NonFiniteError, match="step 6"):
         trainer.train(config, tmp_path / "run")
@@ -160,7 +196,9 @@ def test_step_compiles_once_including_after_restore(tmp_path, monkeypatch):
     monkeypatch.setattr(sharding, "compile_step", recording)
     config = tiny_config(num_steps=3, checkpoint_every=3, sample_every=100)
     trainer.train(config, tmp_path / "run")
-    trainer.train(config.replace(num_steps=6), tmp_path / "run")  # resumes from the restored checkpoint
+    trainer.train(
+        config.replace(num_steps=6), tmp_path / "run"
+    )  # resumes from the restored checkpoint
     assert [fn._cache_size() for fn in compiled] == [1, 1]
 
 
@@ -169,14 +207,19 @@ def test_train_api_returns_final_state(tmp_path):
 
     state = jaxgan.train(tiny_config(num_steps=2, checkpoint_every=2), tmp_path / "run")
     assert int(state.step) == 2
-    assert functools.reduce(lambda a, b: a and b, [bool(jnp.all(jnp.isfinite(x))) for x in
-                                                   jax.tree.leaves(state.generator.params)])
+    assert functools.reduce(
+        lambda a, b: a and b,
+        [bool(jnp.all(jnp.isfinite(x))) for x in jax.tree.leaves(state.models["generator"].params)],
+    )
 
 
 def test_folder_data_errors_and_corrupt_files(tmp_path):
     (tmp_path / "empty").mkdir()
     result = run_train(tmp_path / "run", data=tmp_path / "empty")
-    assert result.returncode != 0 and f"data folder {tmp_path / 'empty'} holds no images" in result.stderr
+    assert (
+        result.returncode != 0
+        and f"data folder {tmp_path / 'empty'} holds no images" in result.stderr
+    )
     folder = tmp_path / "images"
     folder.mkdir()
     from PIL import Image
@@ -190,27 +233,45 @@ def test_folder_data_errors_and_corrupt_files(tmp_path):
 
 
 def test_bfloat16_compute_trains_with_float32_parameters(tmp_path):
-    state = trainer.train(tiny_config(num_steps=3, checkpoint_every=3, dtype="bfloat16"), tmp_path / "run")
-    leaves = jax.tree.leaves((state.generator, state.discriminator, state.ema_params))
-    assert {leaf.dtype for leaf in leaves if jnp.issubdtype(leaf.dtype, jnp.floating)} == {jnp.dtype("float32")}
-    assert all(bool(jnp.all(jnp.isfinite(leaf))) for leaf in leaves if jnp.issubdtype(leaf.dtype, jnp.floating))
+    state = trainer.train(
+        tiny_config(num_steps=3, checkpoint_every=3, dtype="bfloat16"), tmp_path / "run"
+    )
+    leaves = jax.tree.leaves((state.models, state.ema_params))
+    assert {leaf.dtype for leaf in leaves if jnp.issubdtype(leaf.dtype, jnp.floating)} == {
+        jnp.dtype("float32")
+    }
+    assert all(
+        bool(jnp.all(jnp.isfinite(leaf)))
+        for leaf in leaves
+        if jnp.issubdtype(leaf.dtype, jnp.floating)
+    )
     assert int(state.step) == 3
 
 
 def test_run_tells_its_expected_duration_and_ends_with_samples_and_metrics(tmp_path):
-    """After ten measured steps a line gives the step time and the time left; the last line names the final
-    grid and the evaluation at the last step (digits-FID and modes on the built-in digits)."""
+    """After ten measured steps a line gives the step time and the time left; the last line names
+    the final grid and the evaluation at the last step (digits-FID and modes on the built-in
+    digits)."""
     workdir = tmp_path / "run"
     result = run_train(workdir, num_steps=14, sample_every=7, eval_every=10, eval_num=50)
     assert result.returncode == 0, result.stderr[-3000:]
     output = result.stdout + result.stderr
-    assert re.search(r"step time \d+ ms \(steps 2-11\): the 3 steps left take about \d+ s on this machine", output)
+    assert re.search(
+        r"step time \d+ ms \(steps 2-11\): the 3 steps left take about \d+ s on this machine",
+        output,
+    )
     last = [line for line in result.stdout.splitlines() if line.strip()][-1]
     grid = workdir / "samples" / "samples_0000014.png"
     assert grid.is_file()
-    assert re.fullmatch(rf"done: 14 steps in \d+ (s|min); final samples: {re.escape(str(grid))}; "
-                        r"digits-FID \d+\.\d{3}, modes \d+/10 \(evaluated at step 14\); checkpoints, metrics.jsonl "
-                        rf"and TensorBoard logs in {re.escape(str(workdir))}", last), last
-    evaluated = [json.loads(line)["step"] for line in (workdir / "metrics.jsonl").read_text().splitlines()
-                 if "eval/digits_fid" in line]
+    assert re.fullmatch(
+        rf"done: 14 steps in \d+ (s|min); final samples: {re.escape(str(grid))}; "
+        r"digits-FID \d+\.\d{3}, modes \d+/10 \(evaluated at step 14\); checkpoints, metrics.jsonl "
+        rf"and TensorBoard logs in {re.escape(str(workdir))}",
+        last,
+    ), last
+    evaluated = [
+        json.loads(line)["step"]
+        for line in (workdir / "metrics.jsonl").read_text().splitlines()
+        if "eval/digits_fid" in line
+    ]
     assert evaluated == [10, 14]  # every eval_every steps and at the last step

@@ -1,15 +1,28 @@
-"""DiffAugment in PyTorch (NCHW), as Zhao et al.'s `DiffAugment_pytorch.py` computes it, on the draws
-that `jaxgan.augment.draws` makes on the host (so both frameworks augment identically)."""
+"""DiffAugment in PyTorch (NCHW), as Zhao et al.'s `DiffAugment_pytorch.py` computes it, on the
+draws that `jaxgan.tasks.gan.augment.draws` makes on the host (so both frameworks augment
+identically)."""
 
 from __future__ import annotations
 
 import torch
 
-from jaxgan.augment import BRIGHTNESS, CONTRAST, CUTOUT_COL, CUTOUT_ROW, SATURATION, SHIFT_COLS, SHIFT_ROWS, cutout_size
+from jaxgan.tasks.gan.augment import (
+    BRIGHTNESS,
+    CONTRAST,
+    CUTOUT_COL,
+    CUTOUT_ROW,
+    SATURATION,
+    SHIFT_COLS,
+    SHIFT_ROWS,
+    cutout_size,
+)
 
 
-def diff_augment(images: torch.Tensor, draw: torch.Tensor, operations: tuple[str, ...]) -> torch.Tensor:
-    """Augment NCHW `images` with one draw per image (`draw`: (N, NUM_DRAWS)); differentiable in images."""
+def diff_augment(
+    images: torch.Tensor, draw: torch.Tensor, operations: tuple[str, ...]
+) -> torch.Tensor:
+    """Augment NCHW `images` with one draw per image (`draw`: (N, NUM_DRAWS)); differentiable in
+    images."""
     if not operations:
         return images
     draw = draw.to(images.dtype)
@@ -47,6 +60,10 @@ def _shift(x: torch.Tensor, shift: torch.Tensor, dim: int) -> torch.Tensor:
     valid = (source >= 0) & (source < size)
     shape = [x.shape[0], 1, 1, 1]
     shape[dim] = size
-    index = source.clamp(0, size - 1).view(shape).expand(*[x.shape[d] if d != dim else size for d in range(4)])
+    index = (
+        source.clamp(0, size - 1)
+        .view(shape)
+        .expand(*[x.shape[d] if d != dim else size for d in range(4)])
+    )
     taken = torch.gather(x, dim, index)
     return torch.where(valid.view(shape), taken, torch.zeros((), dtype=x.dtype, device=x.device))

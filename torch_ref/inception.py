@@ -76,7 +76,12 @@ class InceptionC(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         seven = self.branch7x7_3(self.branch7x7_2(self.branch7x7_1(x)))
         double = self.branch7x7dbl_1(x)
-        for layer in (self.branch7x7dbl_2, self.branch7x7dbl_3, self.branch7x7dbl_4, self.branch7x7dbl_5):
+        for layer in (
+            self.branch7x7dbl_2,
+            self.branch7x7dbl_3,
+            self.branch7x7dbl_4,
+            self.branch7x7dbl_5,
+        ):
             double = layer(double)
         return torch.cat([self.branch1x1(x), seven, double, self.branch_pool(average_pool(x))], 1)
 
@@ -116,12 +121,15 @@ class InceptionE(nn.Module):
         three = torch.cat([self.branch3x3_2a(three), self.branch3x3_2b(three)], 1)
         double = self.branch3x3dbl_2(self.branch3x3dbl_1(x))
         double = torch.cat([self.branch3x3dbl_3a(double), self.branch3x3dbl_3b(double)], 1)
-        pooled = average_pool(x) if self.pool == "average" else F.max_pool2d(x, 3, stride=1, padding=1)
+        pooled = (
+            average_pool(x) if self.pool == "average" else F.max_pool2d(x, 3, stride=1, padding=1)
+        )
         return torch.cat([self.branch1x1(x), three, double, self.branch_pool(pooled)], 1)
 
 
 class FIDInception(nn.Module):
-    """Images (N, 3, H, W) in [0, 1] -> pool features (N, 2048); `logits` gives the 1008 logits less the bias."""
+    """Images (N, 3, H, W) in [0, 1] -> pool features (N, 2048); `logits` gives the 1008 logits less
+    the bias."""
 
     def __init__(self):
         super().__init__()
@@ -148,8 +156,19 @@ class FIDInception(nn.Module):
         x = 2 * x - 1
         x = F.max_pool2d(self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x))), 3, stride=2)
         x = F.max_pool2d(self.Conv2d_4a_3x3(self.Conv2d_3b_1x1(x)), 3, stride=2)
-        for block in (self.Mixed_5b, self.Mixed_5c, self.Mixed_5d, self.Mixed_6a, self.Mixed_6b, self.Mixed_6c,
-                      self.Mixed_6d, self.Mixed_6e, self.Mixed_7a, self.Mixed_7b, self.Mixed_7c):
+        for block in (
+            self.Mixed_5b,
+            self.Mixed_5c,
+            self.Mixed_5d,
+            self.Mixed_6a,
+            self.Mixed_6b,
+            self.Mixed_6c,
+            self.Mixed_6d,
+            self.Mixed_6e,
+            self.Mixed_7a,
+            self.Mixed_7b,
+            self.Mixed_7c,
+        ):
             x = block(x)
         return F.adaptive_avg_pool2d(x, 1).flatten(1)
 
@@ -183,7 +202,9 @@ def random_state_dict(seed: int = 0, num_batches_tracked: bool = True) -> dict[s
             if isinstance(module, nn.BatchNorm2d):
                 module.momentum = None  # a cumulative average: exactly this pass's statistics
         model.train()
-        model(torch.rand((1, 3, 24, 32), generator=generator))  # one smooth random image: 299x299 after resizing
+        model(
+            torch.rand((1, 3, 24, 32), generator=generator)
+        )  # one smooth random image: 299x299 after resizing
     state_dict = {k: v.clone() for k, v in model.state_dict().items()}
     if not num_batches_tracked:
         state_dict = {k: v for k, v in state_dict.items() if not k.endswith("num_batches_tracked")}

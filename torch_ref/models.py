@@ -23,10 +23,17 @@ class Generator(nn.Module):
         super().__init__()
         layers = num_upsamplings(image_size)
         width = ngf * 2 ** (layers - 1)
-        modules = [nn.ConvTranspose2d(nz, width, 4, 1, 0, bias=False), nn.BatchNorm2d(width), nn.ReLU(True)]
+        modules = [
+            nn.ConvTranspose2d(nz, width, 4, 1, 0, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(True),
+        ]
         for _ in range(1, layers):
-            modules += [nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False),
-                        nn.BatchNorm2d(width // 2), nn.ReLU(True)]
+            modules += [
+                nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(width // 2),
+                nn.ReLU(True),
+            ]
             width //= 2
         modules += [nn.ConvTranspose2d(width, nc, 4, 2, 1, bias=False), nn.Tanh()]
         self.main = nn.Sequential(*modules)
@@ -42,8 +49,11 @@ class Discriminator(nn.Module):
         modules = [nn.Conv2d(nc, ndf, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True)]
         width = ndf
         for _ in range(1, layers):
-            modules += [nn.Conv2d(width, width * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(width * 2),
-                        nn.LeakyReLU(0.2, inplace=True)]
+            modules += [
+                nn.Conv2d(width, width * 2, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(width * 2),
+                nn.LeakyReLU(0.2, inplace=True),
+            ]
             width *= 2
         modules += [nn.Conv2d(width, 1, 4, 1, 0, bias=False), nn.Sigmoid()]
         self.main = nn.Sequential(*modules)
@@ -53,7 +63,8 @@ class Discriminator(nn.Module):
 
 
 class Restorer(nn.Module):
-    """R: damaged image + 1-channel mask (1 = missing) -> restored image; see jaxgan/models/restorer.py.
+    """R: damaged image + 1-channel mask (1 = missing) -> restored image; see
+    jaxgan/models/restorer.py.
 
     `encoder[i]` = Conv stride 2 (+ BatchNorm from i=1) + LeakyReLU 0.2 down to 4x4; `decoder[j]` =
     ConvTranspose stride 2 + BatchNorm + ReLU, the last one ConvTranspose + Tanh; with `skips`, each
@@ -65,18 +76,32 @@ class Restorer(nn.Module):
         layers = num_upsamplings(image_size)
         self.skips = skips
         widths = [width * 2**i for i in range(layers)]
-        encoder = [nn.Sequential(nn.Conv2d(nc + 1, widths[0], 4, 2, 1, bias=False), nn.LeakyReLU(0.2))]
+        encoder = [
+            nn.Sequential(nn.Conv2d(nc + 1, widths[0], 4, 2, 1, bias=False), nn.LeakyReLU(0.2))
+        ]
         for i in range(1, layers):
-            encoder.append(nn.Sequential(nn.Conv2d(widths[i - 1], widths[i], 4, 2, 1, bias=False),
-                                         nn.BatchNorm2d(widths[i]), nn.LeakyReLU(0.2)))
+            encoder.append(
+                nn.Sequential(
+                    nn.Conv2d(widths[i - 1], widths[i], 4, 2, 1, bias=False),
+                    nn.BatchNorm2d(widths[i]),
+                    nn.LeakyReLU(0.2),
+                )
+            )
         decoder = []
         channels = widths[-1]
         for j in range(layers - 1):
             out = widths[layers - 2 - j]
-            decoder.append(nn.Sequential(nn.ConvTranspose2d(channels, out, 4, 2, 1, bias=False),
-                                         nn.BatchNorm2d(out), nn.ReLU()))
+            decoder.append(
+                nn.Sequential(
+                    nn.ConvTranspose2d(channels, out, 4, 2, 1, bias=False),
+                    nn.BatchNorm2d(out),
+                    nn.ReLU(),
+                )
+            )
             channels = 2 * out if skips else out
-        decoder.append(nn.Sequential(nn.ConvTranspose2d(channels, nc, 4, 2, 1, bias=False), nn.Tanh()))
+        decoder.append(
+            nn.Sequential(nn.ConvTranspose2d(channels, nc, 4, 2, 1, bias=False), nn.Tanh())
+        )
         self.encoder = nn.ModuleList(encoder)
         self.decoder = nn.ModuleList(decoder)
 
@@ -95,7 +120,8 @@ class Restorer(nn.Module):
 
 
 def weights_init(module: nn.Module) -> None:
-    """DCGAN's initialisation (pytorch/examples): conv weights N(0, 0.02), BatchNorm N(1, 0.02) and 0."""
+    """DCGAN's initialisation (pytorch/examples): conv weights N(0, 0.02), BatchNorm N(1, 0.02) and
+    0."""
     name = type(module).__name__
     if name.find("Conv") != -1:
         nn.init.normal_(module.weight.data, 0.0, 0.02)

@@ -1,16 +1,19 @@
-"""The seed's DCGAN training loop in PyTorch (pytorch/examples' dcgan), on jaxgan's configs and data.
+"""The seed's DCGAN training loop in PyTorch (pytorch/examples' dcgan), on jaxgan's configs and
+data.
 
-  python torch_ref/train.py --config dcgan64 [--config.FIELD=VALUE ...] [--workdir DIR] [--resume FILE.pth]
+  python torch_ref/train.py --config dcgan64 [--config.FIELD=VALUE ...] [--workdir DIR]
+      [--resume FILE.pth]
 
-Each step is pytorch/examples' loop body: D on the real batch (label 1) and on the detached fake batch
-(label 0), BCE, D's Adam step; then G's loss from the updated D on the same fake batch against label 1,
-G's Adam step; then the EMA of G's parameters as jaxgan keeps it. With the config's DiffAugment, each
-of D's three inputs is augmented (`torch_ref/augment.py`) with the host's draws for that batch. Batches,
-latents and draws come from `jaxgan.data` (numpy, keyed by seed and step), so this loop and
-`scripts/train.py` see the same numbers.
-Checkpoints (`WORKDIR/checkpoints/STEP.pth`, `jaxgan.convert_state`'s layout) hold both models, both Adam
-states, the EMA generator, the step, the data position, the seeds and the config; they load with
-`torch.load(weights_only=True)`, and `scripts/convert.py state2jax` turns one into a jaxgan workdir.
+Each step is pytorch/examples' loop body: D on the real batch (label 1) and on the detached fake
+batch (label 0), BCE, D's Adam step; then G's loss from the updated D on the same fake batch against
+label 1, G's Adam step; then the EMA of G's parameters as jaxgan keeps it. With the config's
+DiffAugment, each of D's three inputs is augmented (`torch_ref/augment.py`) with the host's draws
+for that batch. Batches, latents and draws come from `jaxgan.data` (numpy, keyed by seed and step),
+so this loop and `scripts/train.py` see the same numbers.
+Checkpoints (`WORKDIR/checkpoints/STEP.pth`, `jaxgan.convert_state`'s layout) hold both models, both
+Adam states, the EMA generator, the step, the data position, the seeds and the config; they load
+with `torch.load(weights_only=True)`, and `scripts/convert.py state2jax` turns one into a jaxgan
+workdir.
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ import copy
 import dataclasses
 import os
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -30,15 +32,18 @@ from torch import nn
 from jaxgan import cli, preemption
 from jaxgan import config as config_lib
 from jaxgan.atomic import atomic_path
-from jaxgan.augment import augment_size, parse_policy
 from jaxgan.convert_state import FORMAT, FORMAT_VERSION
 from jaxgan.data.order import sample_latents
 from jaxgan.data.pipeline import Batches
 from jaxgan.data.sources import make_source
+from jaxgan.loop import Cadence, StepTimer, log_scalars
 from jaxgan.monitor import Monitor, image_grid
 from jaxgan.state import ADAM_EPS
-from jaxgan.trainer import NonFiniteError, log_line, log_scalars
+from jaxgan.tasks.gan import TASK as GAN
+from jaxgan.tasks.gan.augment import augment_size, parse_policy
+from jaxgan.trainer import NonFiniteError, log_line
 from torch_ref.augment import diff_augment
+from torch_ref.losses import ADVERSARIAL
 from torch_ref.models import Discriminator, Generator, weights_init
 
 
@@ -49,7 +54,9 @@ class Run:
     config: config_lib.Config
     generator: Generator
     discriminator: Discriminator
-    ema_generator: Generator  # EMA parameters; buffers copied from the live generator after each step
+    ema_generator: (
+        Generator  # EMA parameters; buffers copied from the live generator after each step
+    )
     generator_optimizer: torch.optim.Adam
     discriminator_optimizer: torch.optim.Adam
     step: int = 0
@@ -65,14 +72,19 @@ class Run:
 
 def model_dtype(config: config_lib.Config) -> torch.dtype:
     if config.task != "gan":
-        raise config_lib.ConfigError(f"torch_ref/train.py trains the DCGAN (task 'gan'), not task {config.task!r}")
+        raise config_lib.ConfigError(
+            f"torch_ref/train.py trains the DCGAN (task 'gan'), not task {config.task!r}"
+        )
     if config.dtype == "bfloat16":
-        raise config_lib.ConfigError("torch_ref/train.py trains in float32 or float64, not dtype 'bfloat16'")
+        raise config_lib.ConfigError(
+            "torch_ref/train.py trains in float32 or float64, not dtype 'bfloat16'"
+        )
     return torch.float64 if config.dtype == "float64" else torch.float32
 
 
 def new_run(config: config_lib.Config, device: str | torch.device = "cpu") -> Run:
-    """Fresh models as pytorch/examples makes them: `torch.manual_seed(seed)`, then `weights_init`."""
+    """Fresh models as pytorch/examples makes them: `torch.manual_seed(seed)`, then
+    `weights_init`."""
     dtype = model_dtype(config)
     torch.manual_seed(config.seed)
     generator = Generator(config.nz, config.ngf, config.nc, config.image_size)
@@ -83,9 +95,13 @@ def new_run(config: config_lib.Config, device: str | torch.device = "cpu") -> Ru
     ema_generator = copy.deepcopy(generator).requires_grad_(False).eval()
 
     def adam(model: nn.Module) -> torch.optim.Adam:
-        return torch.optim.Adam(model.parameters(), lr=config.lr, betas=(config.beta1, config.beta2), eps=ADAM_EPS)
+        return torch.optim.Adam(
+            model.parameters(), lr=config.lr, betas=(config.beta1, config.beta2), eps=ADAM_EPS
+        )
 
-    return Run(config, generator, discriminator, ema_generator, adam(generator), adam(discriminator))
+    return Run(
+        config, generator, discriminator, ema_generator, adam(generator), adam(discriminator)
+    )
 
 
 def to_model_range(images: np.ndarray, run: Run) -> torch.Tensor:
@@ -94,13 +110,17 @@ def to_model_range(images: np.ndarray, run: Run) -> torch.Tensor:
     return pixels.to(run.dtype) / 127.5 - 1
 
 
-def train_step(run: Run, images: np.ndarray, latents: np.ndarray,
-               augment: np.ndarray | None = None) -> dict[str, torch.Tensor]:
-    """One step of the seed's loop on uint8 NHWC `images` and (N, nz) `latents`; metrics stay tensors.
-    With the config's DiffAugment, `augment` holds the batch's draws (N, USES, NUM_DRAWS)."""
-    # The seed's BCELoss on D's Sigmoid: where D saturates (|logit| > 27, or sigmoid rounds to 0 or 1) its
-    # values and gradients part from jaxgan's loss on logits, as `jaxgan.losses.bce_with_logits` details.
-    generator, discriminator, criterion = run.generator, run.discriminator, nn.BCELoss()
+def train_step(
+    run: Run, images: np.ndarray, latents: np.ndarray, augment: np.ndarray | None = None
+) -> dict[str, torch.Tensor]:
+    """One step of the seed's loop on uint8 NHWC `images` and (N, nz) `latents`; metrics stay
+    tensors. With the config's DiffAugment, `augment` holds the batch's draws
+    (N, USES, NUM_DRAWS)."""
+    # The seed's BCELoss on D's Sigmoid: where D saturates (|logit| > 27, or sigmoid rounds to 0 or
+    # 1) its values and gradients part from jaxgan's loss on logits, as
+    # `jaxgan.losses.bce_with_logits` details.
+    generator, discriminator = run.generator, run.discriminator
+    loss = ADVERSARIAL[run.config.loss]
     operations = parse_policy(run.config.augment)
     draws = None if augment is None else torch.from_numpy(np.asarray(augment)).to(run.device)
 
@@ -108,19 +128,19 @@ def train_step(run: Run, images: np.ndarray, latents: np.ndarray,
         return diff_augment(images, draws[:, use], operations) if operations else images
 
     real = to_model_range(images, run)  # (N, nc, S, S)
-    noise = torch.from_numpy(np.asarray(latents)).to(run.device, run.dtype).view(len(latents), -1, 1, 1)
-    real_label = torch.ones(len(real), device=run.device, dtype=run.dtype)
-    fake_label = torch.zeros_like(real_label)
+    noise = (
+        torch.from_numpy(np.asarray(latents)).to(run.device, run.dtype).view(len(latents), -1, 1, 1)
+    )
 
     # (1) Update D: maximise log(D(x)) + log(1 - D(G(z))).
     discriminator.zero_grad()
     output = discriminator(augmented(real, 0)).view(-1)  # (N,)
-    d_loss_real = criterion(output, real_label)
+    d_loss_real = loss.real(output)
     d_loss_real.backward()
     d_x = output.mean()
     fake = generator(noise)  # (N, nc, S, S)
     output = discriminator(augmented(fake.detach(), 1)).view(-1)
-    d_loss_fake = criterion(output, fake_label)
+    d_loss_fake = loss.fake(output)
     d_loss_fake.backward()
     d_g_z1 = output.mean()
     run.discriminator_optimizer.step()
@@ -128,23 +148,33 @@ def train_step(run: Run, images: np.ndarray, latents: np.ndarray,
     # (2) Update G: maximise log(D(G(z))), through the updated D.
     generator.zero_grad()
     output = discriminator(augmented(fake, 2)).view(-1)
-    g_loss = criterion(output, real_label)
+    g_loss = loss.generator(output)
     g_loss.backward()
     run.generator_optimizer.step()
     update_ema(run)
     run.step += 1
-    metrics = {"d_loss": d_loss_real + d_loss_fake, "g_loss": g_loss, "d_loss_real": d_loss_real,
-               "d_loss_fake": d_loss_fake, "d_x": d_x, "d_g_z1": d_g_z1, "d_g_z2": output.mean()}
+    metrics = {
+        "d_loss": d_loss_real + d_loss_fake,
+        "g_loss": g_loss,
+        "d_loss_real": d_loss_real,
+        "d_loss_fake": d_loss_fake,
+        "d_x": d_x,
+        "d_g_z1": d_g_z1,
+        "d_g_z2": output.mean(),
+    }
     return {name: value.detach() for name, value in metrics.items()}
 
 
 @torch.no_grad()
 def update_ema(run: Run) -> None:
-    """ema = decay * ema + (1 - decay) * params, in the parameters' dtype (as jaxgan's finish_step), with
-    jaxgan's warm-up decay = min(ema_decay, (1 + step) / (10 + step)); `run.step` is the 0-based update."""
+    """ema = decay * ema + (1 - decay) * params, in the parameters' dtype (as jaxgan's finish_step),
+    with jaxgan's warm-up decay = min(ema_decay, (1 + step) / (10 + step)); `run.step` is the
+    0-based update."""
     step = torch.tensor(run.step, dtype=run.dtype, device=run.device)
-    decay = torch.minimum(torch.tensor(run.config.ema_decay, dtype=run.dtype, device=run.device),
-                          (1 + step) / (10 + step))
+    decay = torch.minimum(
+        torch.tensor(run.config.ema_decay, dtype=run.dtype, device=run.device),
+        (1 + step) / (10 + step),
+    )
     for ema, live in zip(run.ema_generator.parameters(), run.generator.parameters(), strict=True):
         ema.copy_(decay * ema + (1 - decay) * live)
     for ema, live in zip(run.ema_generator.buffers(), run.generator.buffers(), strict=True):
@@ -153,13 +183,15 @@ def update_ema(run: Run) -> None:
 
 @torch.no_grad()
 def sample_grid(run: Run, latents: torch.Tensor) -> np.ndarray:
-    """The EMA generator in eval mode on fixed latents -> a uint8 grid (as jaxgan's sample grids)."""
+    """The EMA generator in eval mode on fixed latents -> a uint8 grid (as jaxgan's sample
+    grids)."""
     images = run.ema_generator(latents.view(len(latents), -1, 1, 1))
     return image_grid(images.permute(0, 2, 3, 1).float().cpu().numpy())
 
 
 def to_checkpoint(run: Run) -> dict:
-    """The training state as one dict of CPU tensor copies and plain values (`weights_only` loadable)."""
+    """The training state as one dict of CPU tensor copies and plain values (`weights_only`
+    loadable)."""
     config = run.config
 
     def cpu(value):
@@ -169,12 +201,21 @@ def to_checkpoint(run: Run) -> dict:
             return {k: cpu(v) for k, v in value.items()}
         return copy.deepcopy(value)
 
-    return cpu({"format": FORMAT, "format_version": FORMAT_VERSION, "step": run.step, "data_position": run.step,
-                "seeds": {"seed": config.seed, "data_seed": config.resolved_data_seed}, "config": config.to_dict(),
-                "generator": run.generator.state_dict(), "discriminator": run.discriminator.state_dict(),
-                "ema_generator": run.ema_generator.state_dict(),
-                "generator_optimizer": run.generator_optimizer.state_dict(),
-                "discriminator_optimizer": run.discriminator_optimizer.state_dict()})
+    return cpu(
+        {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "step": run.step,
+            "data_position": run.step,
+            "seeds": {"seed": config.seed, "data_seed": config.resolved_data_seed},
+            "config": config.to_dict(),
+            "generator": run.generator.state_dict(),
+            "discriminator": run.discriminator.state_dict(),
+            "ema_generator": run.ema_generator.state_dict(),
+            "generator_optimizer": run.generator_optimizer.state_dict(),
+            "discriminator_optimizer": run.discriminator_optimizer.state_dict(),
+        }
+    )
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
@@ -183,8 +224,10 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
         raise ValueError(f"{path}: not a torch_ref training checkpoint (format {FORMAT!r})")
     if checkpoint["format_version"] != FORMAT_VERSION:
-        raise ValueError(f"{path}: checkpoint format version {checkpoint['format_version']}; this torch_ref reads "
-                         f"version {FORMAT_VERSION}")
+        raise ValueError(
+            f"{path}: checkpoint format version {checkpoint['format_version']}; this torch_ref "
+            f"reads version {FORMAT_VERSION}"
+        )
     return checkpoint
 
 
@@ -193,20 +236,33 @@ def restore(run: Run, checkpoint: dict, source: str = "checkpoint") -> Run:
     saved = config_lib.from_dict(checkpoint["config"], source=f"{source} config")
     changed = config_lib.differences(saved, run.config)
     if changed:
-        details = ", ".join(f"{n}: {getattr(saved, n)!r} -> {getattr(run.config, n)!r}" for n in changed)
-        raise config_lib.ConfigError(f"{source} holds a run with a different config ({details}); these fields "
-                                     "change the numbers, so the run cannot resume with them")
+        details = ", ".join(
+            f"{n}: {getattr(saved, n)!r} -> {getattr(run.config, n)!r}" for n in changed
+        )
+        raise config_lib.ConfigError(
+            f"{source} holds a run with a different config ({details}); these fields "
+            "change the numbers, so the run cannot resume with them"
+        )
     if checkpoint["data_position"] != checkpoint["step"]:
-        raise ValueError(f"{source}: data position {checkpoint['data_position']} differs from step "
-                         f"{checkpoint['step']}; the data position is the step (one global batch per step)")
-    for name in ("generator", "discriminator", "ema_generator", "generator_optimizer", "discriminator_optimizer"):
+        raise ValueError(
+            f"{source}: data position {checkpoint['data_position']} differs from step "
+            f"{checkpoint['step']}; the data position is the step (one global batch per step)"
+        )
+    for name in (
+        "generator",
+        "discriminator",
+        "ema_generator",
+        "generator_optimizer",
+        "discriminator_optimizer",
+    ):
         getattr(run, name).load_state_dict(checkpoint[name])
     run.step = int(checkpoint["step"])
     return run
 
 
 def save_checkpoint(run: Run, path: str | os.PathLike) -> Path:
-    """Write `to_checkpoint(run)` atomically: a crash leaves the old file or none, never half of one."""
+    """Write `to_checkpoint(run)` atomically: a crash leaves the old file or none, never half of
+    one."""
     path = Path(path)
     with atomic_path(path) as temporary:
         torch.save(to_checkpoint(run), temporary)
@@ -215,7 +271,11 @@ def save_checkpoint(run: Run, path: str | os.PathLike) -> Path:
 
 def checkpoint_steps(workdir: str | os.PathLike) -> list[int]:
     directory = Path(workdir) / "checkpoints"
-    return sorted(int(p.stem) for p in directory.glob("*.pth") if p.stem.isdigit()) if directory.is_dir() else []
+    return (
+        sorted(int(p.stem) for p in directory.glob("*.pth") if p.stem.isdigit())
+        if directory.is_dir()
+        else []
+    )
 
 
 def checkpoint_path(workdir: str | os.PathLike, step: int) -> Path:
@@ -223,68 +283,102 @@ def checkpoint_path(workdir: str | os.PathLike, step: int) -> Path:
 
 
 def all_finite(run: Run) -> bool:
-    return all(bool(torch.isfinite(p).all()) for model in (run.generator, run.discriminator)
-               for p in model.parameters())
+    return all(
+        bool(torch.isfinite(p).all())
+        for model in (run.generator, run.discriminator)
+        for p in model.parameters()
+    )
 
 
-def train(config: config_lib.Config, workdir: str | os.PathLike, resume: str | os.PathLike | None = None,
-          device: str | None = None) -> Run:
-    """Train (or resume) in `workdir`: from its latest checkpoint, or from `resume`, or from scratch."""
+def train(
+    config: config_lib.Config,
+    workdir: str | os.PathLike,
+    resume: str | os.PathLike | None = None,
+    device: str | None = None,
+) -> Run:
+    """Train (or resume) in `workdir`: from its latest checkpoint, or from `resume`, or from
+    scratch."""
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
     workdir = Path(workdir)
     steps = checkpoint_steps(workdir)
     if resume is not None and steps:
-        raise ValueError(f"{workdir} already holds checkpoints (latest: step {steps[-1]}); it resumes from them "
-                         "by itself: drop --resume, or give another --workdir")
+        raise ValueError(
+            f"{workdir} already holds checkpoints (latest: step {steps[-1]}); it resumes from them "
+            "by itself: drop --resume, or give another --workdir"
+        )
     run = new_run(config, device)
-    source = resume if resume is not None else (checkpoint_path(workdir, steps[-1]) if steps else None)
+    source = (
+        resume if resume is not None else (checkpoint_path(workdir, steps[-1]) if steps else None)
+    )
     if source is not None:
         restore(run, load_checkpoint(source), str(source))
     start = run.step
     data = make_source(config)
     monitor = Monitor(workdir, start, config.num_steps, hparams=config.to_dict())
-    monitor.write(f"torch_ref: {device}, {config.dtype}" + (f"; resuming from {source} (step {start})"
-                                                            if source is not None else ""))
+    monitor.write(
+        f"torch_ref: {device}, {config.dtype}"
+        + (f"; resuming from {source} (step {start})" if source is not None else "")
+    )
     monitor.write(f"data: {data.describe()}")
-    batches = Batches(data, config.batch_size, config.resolved_data_seed, latent_seed=config.seed, nz=config.nz,
-                      latent_dtype=np.float64 if config.dtype == "float64" else np.float32,
-                      augment_size=augment_size(config))
-    fixed_latents = torch.from_numpy(sample_latents(config.seed, config.num_samples, config.nz)).to(device, run.dtype)
-    saved, last_time, last_step = start, time.perf_counter(), start
+    batches = Batches(
+        data,
+        config.batch_size,
+        config.resolved_data_seed,
+        latent_seed=config.seed,
+        nz=config.nz,
+        latent_dtype=np.float64 if config.dtype == "float64" else np.float32,
+        augment_size=augment_size(config),
+    )
+    fixed_latents = torch.from_numpy(sample_latents(config.seed, config.num_samples, config.nz)).to(
+        device, run.dtype
+    )
+    saved, cadence, step_timer = start, Cadence(config), StepTimer(start)
 
     def save(step: int) -> None:
         nonlocal saved
         if not all_finite(run):
-            raise NonFiniteError(f"non-finite parameters at step {step}; not saved: the last good checkpoint "
-                                 f"stays the latest")
+            raise NonFiniteError(
+                f"non-finite parameters at step {step}; not saved: the last good checkpoint "
+                f"stays the latest"
+            )
         save_checkpoint(run, checkpoint_path(workdir, step))
-        for old in checkpoint_steps(workdir)[:-config.keep_checkpoints]:
+        for old in checkpoint_steps(workdir)[: -config.keep_checkpoints]:
             checkpoint_path(workdir, old).unlink()
         saved = step
 
     try:
         with preemption.StopRequest() as stop:
-            for _, batch in zip(range(start, config.num_steps),
-                                batches.iterate(start, config.num_steps, config.loader_threads)):
+            for _, batch in zip(
+                range(start, config.num_steps),
+                batches.iterate(start, config.num_steps, config.loader_threads),
+            ):
                 metrics = train_step(run, batch["images"], batch["latents"], batch.get("augment"))
                 done = run.step
                 monitor.advance()
-                if done % config.log_every == 0 or done == config.num_steps:
+                moments = cadence.after(done)
+                if moments.log:
                     values = {name: float(value) for name, value in metrics.items()}
                     if not all(np.isfinite(list(values.values()))):
-                        raise NonFiniteError(f"non-finite losses at step {done} ({values}); stopping: the last "
-                                             f"good checkpoint (step {saved}) stays the latest")
-                    now = time.perf_counter()
-                    seconds, last_time, last_step = (now - last_time) / (done - last_step), now, done
-                    monitor.log(done, log_scalars(values, seconds, config.batch_size), log_line(done, values, seconds))
-                if done % config.sample_every == 0 or done == config.num_steps:
+                        raise NonFiniteError(
+                            f"non-finite losses at step {done} ({values}); stopping: the last "
+                            f"good checkpoint (step {saved}) stays the latest"
+                        )
+                    seconds = step_timer.lap(done)
+                    monitor.log(
+                        done,
+                        log_scalars(GAN.log_names, values, seconds, config.batch_size),
+                        log_line(GAN.shown, done, values, seconds),
+                    )
+                if moments.sample:
                     monitor.images(done, sample_grid(run, fixed_latents))
                 stopping = stop.requested(done)
-                if done % config.checkpoint_every == 0 or done == config.num_steps or stopping:
+                if moments.save or stopping:
                     save(done)
                 if stopping:
-                    monitor.write(f"stopping on signal {stop.signal_name}: checkpoint written at step {done}")
+                    monitor.write(
+                        f"stopping on signal {stop.signal_name}: checkpoint written at step {done}"
+                    )
                     break
     finally:
         monitor.close()
@@ -292,11 +386,18 @@ def train(config: config_lib.Config, workdir: str | os.PathLike, resume: str | o
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     cli.add_config_flag(parser)
-    parser.add_argument("--workdir", help="where checkpoints, logs and samples go (default: workdirs/torch_CONFIG); "
-                        "an existing workdir resumes from its latest checkpoint")
-    parser.add_argument("--resume", help="start from this checkpoint (e.g. from `scripts/convert.py state2torch`)")
+    parser.add_argument(
+        "--workdir",
+        help="where checkpoints, logs and samples go (default: workdirs/torch_CONFIG); "
+        "an existing workdir resumes from its latest checkpoint",
+    )
+    parser.add_argument(
+        "--resume", help="start from this checkpoint (e.g. from `scripts/convert.py state2torch`)"
+    )
     parser.add_argument("--device", help="cuda, cpu, ... (default: cuda when available)")
     args, config = cli.load_config(parser, argv)
     workdir = args.workdir or f"workdirs/torch_{args.config.rsplit('/', 1)[-1].removesuffix('.py')}"

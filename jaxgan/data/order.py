@@ -14,13 +14,15 @@ STREAM_PERMUTATION = 1
 STREAM_EXAMPLE = 2  # random crops and flips of one example
 STREAM_LATENTS = 3
 STREAM_SAMPLE_LATENTS = 4
-STREAM_AUGMENT = 5  # DiffAugment's draws (jaxgan.augment)
+STREAM_AUGMENT = 5  # DiffAugment's draws (jaxgan.tasks.gan.augment)
 
 
 def generator(seed: int, stream: int, index: int) -> np.random.Generator:
     """A Philox generator keyed by (seed, stream, index): 128 bits of key, no state shared."""
     if not (0 <= seed < 2**63 and 0 <= index < 2**48):
-        raise ValueError(f"seed {seed} and index {index} must be non-negative (and below 2**63, 2**48)")
+        raise ValueError(
+            f"seed {seed} and index {index} must be non-negative (and below 2**63, 2**48)"
+        )
     key = np.array([seed, (stream << 48) | index], dtype=np.uint64)
     return np.random.Generator(np.random.Philox(key=key))
 
@@ -30,8 +32,9 @@ def permutation(data_seed: int, epoch: int, num_examples: int) -> np.ndarray:
 
 
 class ExampleOrder:
-    """The global stream of examples: epoch permutations laid end to end; global batch i is positions
-    [i*B, (i+1)*B) of it. `examples(positions)` gives the example index at each position."""
+    """The global stream of examples: epoch permutations laid end to end; global batch i is
+    positions [i*B, (i+1)*B) of it. `examples(positions)` gives the example index at each
+    position."""
 
     def __init__(self, num_examples: int, data_seed: int):
         if num_examples < 1:
@@ -57,8 +60,11 @@ class ExampleOrder:
         return range(step * batch_size, (step + 1) * batch_size)[rows]
 
 
-def latents(seed: int, step: int, batch_size: int, nz: int, rows: slice = slice(None)) -> np.ndarray:
-    """The global batch's latents N(0, 1) for `step` (float64, shape (B, nz)), then this process's rows."""
+def latents(
+    seed: int, step: int, batch_size: int, nz: int, rows: slice = slice(None)
+) -> np.ndarray:
+    """The global batch's latents N(0, 1) for `step` (float64, shape (B, nz)), then this process's
+    rows."""
     return generator(seed, STREAM_LATENTS, step).standard_normal((batch_size, nz))[rows]
 
 

@@ -19,8 +19,15 @@ from jaxgan.data import images
 from jaxgan.data.order import STREAM_EXAMPLE, generator
 
 DIGITS_TEST = 297  # the last 297 of the 1,797 digits are held out (so 1,500 train)
-PHOTOS_TRAIN = ("astronaut", "hubble_deep_field", "immunohistochemistry", "retina", "stereo_motorcycle",
-                "china", "flower")
+PHOTOS_TRAIN = (
+    "astronaut",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "retina",
+    "stereo_motorcycle",
+    "china",
+    "flower",
+)
 PHOTOS_TEST = ("coffee", "chelsea", "rocket")
 DEFAULT_DATA = "digits"
 
@@ -40,8 +47,8 @@ class Source:
         return f"{self.name}: {len(self)} examples"
 
     def with_data_seed(self, data_seed: int) -> Source:
-        """The source that a config with data seed `data_seed` reads (for a sweep's runs, which differ in it):
-        itself, unless its examples depend on the data seed."""
+        """The source that a config with data seed `data_seed` reads (for a sweep's runs, which
+        differ in it): itself, unless its examples depend on the data seed."""
         return self
 
 
@@ -62,7 +69,11 @@ def digits_labels() -> np.ndarray:
 
 
 def split_range(total: int, test: int, split: str) -> range:
-    return {"train": range(0, total - test), "test": range(total - test, total), "all": range(total)}[split]
+    return {
+        "train": range(0, total - test),
+        "test": range(total - test, total),
+        "all": range(total),
+    }[split]
 
 
 class Digits(Source):
@@ -71,7 +82,7 @@ class Digits(Source):
     def __init__(self, image_size: int, nc: int, split: str = "train"):
         all_images = digits_images(image_size, nc)
         self.indices = split_range(len(all_images), DIGITS_TEST, split)
-        self.images = all_images[self.indices.start:self.indices.stop]
+        self.images = all_images[self.indices.start : self.indices.stop]
         self.split = split
 
     def __len__(self) -> int:
@@ -81,13 +92,16 @@ class Digits(Source):
         return self.images[index]
 
     def describe(self) -> str:
-        return (f"built-in 'digits' ({self.split} split): {len(self)} of scikit-learn's handwritten digits, "
-                f"upscaled from 8x8 to {self.images.shape[1]}x{self.images.shape[1]}")
+        return (
+            f"built-in 'digits' ({self.split} split): {len(self)} of scikit-learn's handwritten "
+            f"digits, upscaled from 8x8 to {self.images.shape[1]}x{self.images.shape[1]}"
+        )
 
 
 @functools.lru_cache(maxsize=16)
 def photo(name: str) -> np.ndarray:
-    """One bundled colour photograph, uint8 HWC (from scikit-learn or scikit-image, never fetched)."""
+    """One bundled colour photograph, uint8 HWC (from scikit-learn or scikit-image, never
+    fetched)."""
     if name in ("china", "flower"):
         from sklearn.datasets import load_sample_image
 
@@ -95,7 +109,9 @@ def photo(name: str) -> np.ndarray:
     import skimage.data
 
     image = getattr(skimage.data, name)()
-    return image[0] if isinstance(image, tuple) else image  # stereo_motorcycle: (left, right, disparity)
+    return (
+        image[0] if isinstance(image, tuple) else image
+    )  # stereo_motorcycle: (left, right, disparity)
 
 
 class Photos(Source):
@@ -104,7 +120,11 @@ class Photos(Source):
     name = "photos"
 
     def __init__(self, image_size: int, nc: int, split: str = "train", seed: int = 0):
-        self.names = {"train": PHOTOS_TRAIN, "test": PHOTOS_TEST, "all": PHOTOS_TRAIN + PHOTOS_TEST}[split]
+        self.names = {
+            "train": PHOTOS_TRAIN,
+            "test": PHOTOS_TEST,
+            "all": PHOTOS_TRAIN + PHOTOS_TEST,
+        }[split]
         self.image_size, self.nc, self.seed, self.split = image_size, nc, seed, split
 
     def __len__(self) -> int:
@@ -115,27 +135,37 @@ class Photos(Source):
         return random_crop(photo(self.names[index]), self.image_size, self.nc, rng)
 
     def describe(self) -> str:
-        return (f"built-in 'photos' ({self.split} split): random {self.image_size}x{self.image_size} crops of "
-                f"{', '.join(self.names)}")
+        return (
+            f"built-in 'photos' ({self.split} split): random {self.image_size}x{self.image_size} "
+            f"crops of {', '.join(self.names)}"
+        )
 
     def with_data_seed(self, data_seed: int) -> Photos:
-        """The crops and flips are keyed by the data seed: the same photos cropped with `data_seed`'s."""
+        """The crops and flips are keyed by the data seed: the same photos cropped with
+        `data_seed`'s."""
         return Photos(self.image_size, self.nc, self.split, data_seed)
 
 
-def random_crop(image: np.ndarray, size: int, nc: int, rng: np.random.Generator, max_scale: float = 2.0,
-                flip: bool = True) -> np.ndarray:
+def random_crop(
+    image: np.ndarray,
+    size: int,
+    nc: int,
+    rng: np.random.Generator,
+    max_scale: float = 2.0,
+    flip: bool = True,
+) -> np.ndarray:
     """A random square crop of side in [size, max_scale*size], resized to `size`, maybe mirrored."""
     height, width = image.shape[:2]
     side = int(rng.integers(size, max(size, min(int(max_scale * size), height, width)) + 1))
     top, left = int(rng.integers(0, height - side + 1)), int(rng.integers(0, width - side + 1))
-    crop = images.to_channels(images.to_unit(image[top:top + side, left:left + side]), nc)
+    crop = images.to_channels(images.to_unit(image[top : top + side, left : left + side]), nc)
     crop = images.to_uint8(images.resize(crop, size, size))
     return crop[:, ::-1] if flip and rng.random() < 0.5 else crop
 
 
 class Fake(Source):
-    """Uniformly random pixels, the same for a given index: for benchmarks that must not wait on data."""
+    """Uniformly random pixels, the same for a given index: for benchmarks that must not wait on
+    data."""
 
     name = "fake"
 
@@ -151,7 +181,8 @@ class Fake(Source):
 
 
 class Folder(Source):
-    """Image files under a folder, recursively: centre-cropped and resized to S, converted to nc channels."""
+    """Image files under a folder, recursively: centre-cropped and resized to S, converted to nc
+    channels."""
 
     def __init__(self, folder: str, image_size: int, nc: int):
         self.folder = Path(folder)
@@ -170,8 +201,8 @@ class Folder(Source):
 
 
 def make_source(config: Config, split: str | None = None) -> Source:
-    """The data set a config names (`config.data`; "" = the built-in default, digits; a folder holding prepared.json
-    is a prepared set, jaxgan.data.prepared)."""
+    """The data set a config names (`config.data`; "" = the built-in default, digits; a folder
+    holding prepared.json is a prepared set, jaxgan.data.prepared)."""
     data, split = config.data or DEFAULT_DATA, split or config.data_split
     if data == "digits":
         return Digits(config.image_size, config.nc, split)
@@ -181,6 +212,8 @@ def make_source(config: Config, split: str | None = None) -> Source:
         return Fake(config.image_size, config.nc)
     from jaxgan.data import prepared
 
-    if prepared.is_prepared(data):  # a folder made by scripts/prepare_data.py (or a broken copy: refused)
+    if prepared.is_prepared(
+        data
+    ):  # a folder made by scripts/prepare_data.py (or a broken copy: refused)
         return prepared.PreparedSource(data, config.image_size, config.nc)
     return Folder(data, config.image_size, config.nc)

@@ -1,6 +1,7 @@
 """The DCGAN discriminator D (the seed's section 4.2) in Flax, NHWC; it returns logits.
 
-The seed's final Sigmoid moves into the loss (BCE with logits): `sigmoid(D(x))` is the seed's output.
+The seed's final Sigmoid moves into the loss (BCE with logits): `sigmoid(D(x))` is the seed's
+output.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ class Discriminator(nn.Module):
     image_size: int = 64
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
-    precision: str = DEFAULT_PRECISION  # of every convolution and product: "default", "high" or "highest"
+    precision: str = (
+        DEFAULT_PRECISION  # of every convolution and product: "default", "high" or "highest"
+    )
 
     @nn.compact
     def __call__(self, images: jax.Array, train: bool = True) -> jax.Array:

@@ -29,7 +29,9 @@ class Generator(nn.Module):
     image_size: int = 64
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
-    precision: str = DEFAULT_PRECISION  # of every convolution and product: "default", "high" or "highest"
+    precision: str = (
+        DEFAULT_PRECISION  # of every convolution and product: "default", "high" or "highest"
+    )
 
     @nn.compact
     def __call__(self, z: jax.Array, train: bool = True) -> jax.Array:
@@ -40,7 +42,9 @@ class Generator(nn.Module):
         x = ConvTranspose(self.ngf * 2 ** (layers - 1), 1, 0, name="conv_0", **conv_kwargs)(x)
         x = nn.relu(BatchNorm(name="bn_0", **kwargs)(x, train))  # (N, 4, 4, ngf*8) at S=64
         for i in range(1, layers):
-            x = ConvTranspose(self.ngf * 2 ** (layers - 1 - i), 2, 1, name=f"conv_{i}", **conv_kwargs)(x)
+            x = ConvTranspose(
+                self.ngf * 2 ** (layers - 1 - i), 2, 1, name=f"conv_{i}", **conv_kwargs
+            )(x)
             x = nn.relu(BatchNorm(name=f"bn_{i}", **kwargs)(x, train))
             # (N, 4*2**i, 4*2**i, ngf*2**(L-1-i)): at S=64 (N, 8, 8, ngf*4) ... (N, 32, 32, ngf)
         x = ConvTranspose(self.nc, 2, 1, name=f"conv_{layers}", **conv_kwargs)(x)  # (N, S, S, nc)

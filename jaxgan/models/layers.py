@@ -19,14 +19,18 @@ from jaxgan.config import PRECISIONS
 
 DIMENSIONS = ("NHWC", "HWIO", "NHWC")
 Dtype = Any
-DEFAULT_PRECISION = "highest"  # full float32 on every backend: PyTorch parity (docs/scaling.md, "Precision")
+DEFAULT_PRECISION = (
+    "highest"  # full float32 on every backend: PyTorch parity (docs/scaling.md, "Precision")
+)
 
 
 def lax_precision(name: str) -> lax.Precision:
-    """A precision name ("default", "high", "highest"; the config field `precision`) -> `lax.Precision`.
+    """A precision name ("default", "high", "highest"; the config field `precision`) ->
+    `lax.Precision`.
 
-    It is passed to every convolution and matrix product, so float32 means float32 on GPUs and TPUs too
-    (their DEFAULT is TF32 or one bfloat16 pass); CPUs compute float32 in full whatever the value.
+    It is passed to every convolution and matrix product, so float32 means float32 on GPUs and TPUs
+    too (their DEFAULT is TF32 or one bfloat16 pass); CPUs compute float32 in full whatever the
+    value.
     """
     if name not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {name!r}")
@@ -42,44 +46,74 @@ def dcgan_normal(mean: float = 0.0, stddev: float = 0.02):
     return init
 
 
-def conv2d(x: jax.Array, kernel: jax.Array, stride: int, padding: int,
-           precision: lax.Precision | None = None) -> jax.Array:
+def conv2d(
+    x: jax.Array,
+    kernel: jax.Array,
+    stride: int,
+    padding: int,
+    precision: lax.Precision | None = None,
+) -> jax.Array:
     """Cross-correlation as `torch.nn.functional.conv2d` computes it; `kernel` is HWIO."""
     return lax.conv_general_dilated(
-        x, kernel, (stride, stride), [(padding, padding)] * 2, dimension_numbers=DIMENSIONS, precision=precision
+        x,
+        kernel,
+        (stride, stride),
+        [(padding, padding)] * 2,
+        dimension_numbers=DIMENSIONS,
+        precision=precision,
     )
 
 
-def _conv_transpose_dilated(x: jax.Array, kernel: jax.Array, stride: int, padding: int,
-                            precision: lax.Precision | None = None) -> jax.Array:
-    """The textbook form: a stride-1 convolution of the zero-dilated input with the flipped kernel."""
+def _conv_transpose_dilated(
+    x: jax.Array,
+    kernel: jax.Array,
+    stride: int,
+    padding: int,
+    precision: lax.Precision | None = None,
+) -> jax.Array:
+    """The textbook form: a stride-1 convolution of the zero-dilated input with the flipped
+    kernel."""
     size = kernel.shape[0]
     edge = size - 1 - padding
     return lax.conv_general_dilated(
-        x, kernel[::-1, ::-1], (1, 1), [(edge, edge)] * 2, lhs_dilation=(stride, stride),
-        dimension_numbers=DIMENSIONS, precision=precision,
+        x,
+        kernel[::-1, ::-1],
+        (1, 1),
+        [(edge, edge)] * 2,
+        lhs_dilation=(stride, stride),
+        dimension_numbers=DIMENSIONS,
+        precision=precision,
     )
 
 
-PHASE_TAPS = ((3, 1), (2, 0))  # output row 2m+a takes window rows (dy = 0, 1) with these kernel taps
+PHASE_TAPS = (
+    (3, 1),
+    (2, 0),
+)  # output row 2m+a takes window rows (dy = 0, 1) with these kernel taps
 
 
 def _phase_kernel(kernel: jax.Array) -> jax.Array:
     """(4, 4, in, out) stride-2 kernel -> (2, 2, in, 4*out): the four output phases' 2x2 kernels.
 
-    Output row 2m takes input rows (m-1, m) with taps (3, 1); row 2m+1 takes (m, m+1) with taps (2, 0).
+    Output row 2m takes input rows (m-1, m) with taps (3, 1); row 2m+1 takes (m, m+1) with taps
+    (2, 0).
     """
-    phases = [kernel[np.array(PHASE_TAPS[a])][:, np.array(PHASE_TAPS[b])] for a in (0, 1) for b in (0, 1)]
+    phases = [
+        kernel[np.array(PHASE_TAPS[a])][:, np.array(PHASE_TAPS[b])] for a in (0, 1) for b in (0, 1)
+    ]
     return jnp.concatenate(phases, axis=-1)  # phase-major: (a, b) = (0, 0), (0, 1), (1, 0), (1, 1)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def conv_transpose_2x(x: jax.Array, kernel: jax.Array, precision: lax.Precision | None = None) -> jax.Array:
+def conv_transpose_2x(
+    x: jax.Array, kernel: jax.Array, precision: lax.Precision | None = None
+) -> jax.Array:
     """`ConvTranspose2d(kernel_size=4, stride=2, padding=1)`: (N, H, W, in) -> (N, 2H, 2W, out).
 
     Forward in sub-pixel form (one stride-1 2x2 convolution for all four phases, then interleaving);
     backward as an ordinary strided convolution (input) and patches times a matrix (kernel), because
-    autodiff of an input-dilated convolution is XLA's slowest CPU path. `precision` reaches all three.
+    autodiff of an input-dilated convolution is XLA's slowest CPU path. `precision` reaches all
+    three.
     """
     return _conv_transpose_2x_forward(x, kernel, precision)
 
@@ -87,10 +121,12 @@ def conv_transpose_2x(x: jax.Array, kernel: jax.Array, precision: lax.Precision 
 def _conv_transpose_2x_forward(x, kernel, precision):
     n, h, w, _ = x.shape
     out = kernel.shape[-1]
-    y = conv2d(x, _phase_kernel(kernel), 1, 1, precision)  # (N, H+1, W+1, 4*out): every 2x2 window, all phases
+    y = conv2d(
+        x, _phase_kernel(kernel), 1, 1, precision
+    )  # (N, H+1, W+1, 4*out): every 2x2 window, all phases
     y = y.reshape(n, h + 1, w + 1, 2, 2, out)
     # Phase (a, b) of output pixel (m, n) is window (m + a, n + b); interleave the phases.
-    rows = [jnp.stack([y[:, a:a + h, b:b + w, a, b] for b in (0, 1)], axis=3) for a in (0, 1)]
+    rows = [jnp.stack([y[:, a : a + h, b : b + w, a, b] for b in (0, 1)], axis=3) for a in (0, 1)]
     return jnp.stack(rows, axis=2).reshape(n, 2 * h, 2 * w, out)  # (N, 2H, 2W, out)
 
 
@@ -100,7 +136,9 @@ def _conv_transpose_2x_fwd(x, kernel, precision):
 
 def _conv_transpose_2x_bwd(precision, residuals, grad_y):
     x, kernel = residuals
-    grad_x = conv2d(grad_y, kernel.transpose(0, 1, 3, 2), 2, 1, precision)  # the adjoint: a plain conv
+    grad_x = conv2d(
+        grad_y, kernel.transpose(0, 1, 3, 2), 2, 1, precision
+    )  # the adjoint: a plain conv
     patches = lax.conv_general_dilated_patches(
         grad_y, (4, 4), (2, 2), [(1, 1)] * 2, dimension_numbers=DIMENSIONS, precision=precision
     )  # (N, H, W, out*4*4), channel slowest; itself a convolution (with a one-hot kernel)
@@ -114,8 +152,13 @@ def _conv_transpose_2x_bwd(precision, residuals, grad_y):
 conv_transpose_2x.defvjp(_conv_transpose_2x_fwd, _conv_transpose_2x_bwd)
 
 
-def conv_transpose(x: jax.Array, kernel: jax.Array, stride: int, padding: int,
-                   precision: lax.Precision | None = None) -> jax.Array:
+def conv_transpose(
+    x: jax.Array,
+    kernel: jax.Array,
+    stride: int,
+    padding: int,
+    precision: lax.Precision | None = None,
+) -> jax.Array:
     """`torch.nn.functional.conv_transpose2d` in NHWC; `kernel` is (kh, kw, in, out)."""
     if x.shape[1:3] == (1, 1) and stride == 1 and padding == 0:  # latent -> 4x4: a matrix multiply
         return jnp.einsum("ni,hwio->nhwo", x[:, 0, 0], kernel, precision=precision)
@@ -126,7 +169,8 @@ def conv_transpose(x: jax.Array, kernel: jax.Array, stride: int, padding: int,
 
 class _Convolution(nn.Module):
     """A bias-free convolution layer with a DCGAN-initialised N(0, 0.02) kernel of shape
-    (kernel_size, kernel_size, in, features), computed in `dtype` at `precision` (see `lax_precision`)."""
+    (kernel_size, kernel_size, in, features), computed in `dtype` at `precision` (see
+    `lax_precision`)."""
 
     features: int
     stride: int
@@ -152,19 +196,23 @@ class Conv(_Convolution):
     def apply_kernel(self, x: jax.Array, kernel: jax.Array) -> jax.Array:
         if x.shape[1:3] == (self.kernel_size, self.kernel_size) and self.padding == 0:
             # A kernel that covers the whole input (D's last layer) is a matrix multiply.
-            return jnp.einsum("nhwi,hwio->no", x, kernel, precision=lax_precision(self.precision))[:, None, None, :]
+            return jnp.einsum("nhwi,hwio->no", x, kernel, precision=lax_precision(self.precision))[
+                :, None, None, :
+            ]
         return conv2d(x, kernel, self.stride, self.padding, lax_precision(self.precision))
 
 
 class ConvTranspose(_Convolution):
-    """`nn.ConvTranspose2d(bias=False)`; kernel (kh, kw, in, out), unflipped as PyTorch stores it."""
+    """`nn.ConvTranspose2d(bias=False)`; kernel (kh, kw, in, out), unflipped as PyTorch stores
+    it."""
 
     def apply_kernel(self, x: jax.Array, kernel: jax.Array) -> jax.Array:
         return conv_transpose(x, kernel, self.stride, self.padding, lax_precision(self.precision))
 
 
 class BatchNorm(nn.Module):
-    """`nn.BatchNorm2d` exactly: momentum 0.1, eps 1e-5, running variance from the unbiased batch variance.
+    """`nn.BatchNorm2d` exactly: momentum 0.1, eps 1e-5, running variance from the unbiased batch
+    variance.
 
     Statistics are computed in float32 or wider whatever the compute dtype. Under `jit` with the
     batch sharded over devices the means are over the global batch (pmap's cross-replica BatchNorm).
@@ -192,7 +240,9 @@ class BatchNorm(nn.Module):
                 count = x.size // features
                 unbiased = var * (count / max(count - 1, 1))
                 running_mean.value = (1 - self.momentum) * running_mean.value + self.momentum * mean
-                running_var.value = (1 - self.momentum) * running_var.value + self.momentum * unbiased
+                running_var.value = (
+                    1 - self.momentum
+                ) * running_var.value + self.momentum * unbiased
                 tracked.value = tracked.value + 1
         else:
             mean, var = running_mean.value, running_var.value

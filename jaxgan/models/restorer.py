@@ -26,7 +26,9 @@ class Restorer(nn.Module):
     skips: bool = False
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
-    precision: str = DEFAULT_PRECISION  # of every convolution and product: "default", "high" or "highest"
+    precision: str = (
+        DEFAULT_PRECISION  # of every convolution and product: "default", "high" or "highest"
+    )
 
     @nn.compact
     def __call__(self, images: jax.Array, mask: jax.Array, train: bool = True) -> jax.Array:
@@ -39,12 +41,19 @@ class Restorer(nn.Module):
         for i in range(1, layers):
             x = Conv(self.width * 2**i, 2, 1, name=f"enc_conv_{i}", **conv_kwargs)(x)
             x = nn.leaky_relu(BatchNorm(name=f"enc_bn_{i}", **kwargs)(x, train), 0.2)
-            features.append(x)  # (N, S/2**(i+1), S/2**(i+1), width*2**i); last (N, 4, 4, width*2**(L-1))
+            features.append(
+                x
+            )  # (N, S/2**(i+1), S/2**(i+1), width*2**i); last (N, 4, 4, width*2**(L-1))
         for j in range(layers - 1):
-            x = ConvTranspose(self.width * 2 ** (layers - 2 - j), 2, 1, name=f"dec_conv_{j}", **conv_kwargs)(x)
+            x = ConvTranspose(
+                self.width * 2 ** (layers - 2 - j), 2, 1, name=f"dec_conv_{j}", **conv_kwargs
+            )(x)
             x = nn.relu(BatchNorm(name=f"dec_bn_{j}", **kwargs)(x, train))
-            # (N, 8*2**j, 8*2**j, width*2**(L-2-j)): at S=64 (N, 8, 8, width*4) ... (N, 32, 32, width)
+            # (N, 8*2**j, 8*2**j, width*2**(L-2-j)):
+            # at S=64 (N, 8, 8, width*4) ... (N, 32, 32, width)
             if self.skips:
                 x = jnp.concatenate([x, features[layers - 2 - j]], axis=-1)  # channels doubled
-        x = ConvTranspose(self.nc, 2, 1, name=f"dec_conv_{layers - 1}", **conv_kwargs)(x)  # (N, S, S, nc)
+        x = ConvTranspose(self.nc, 2, 1, name=f"dec_conv_{layers - 1}", **conv_kwargs)(
+            x
+        )  # (N, S, S, nc)
         return jnp.tanh(x)

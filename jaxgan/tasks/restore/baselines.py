@@ -1,8 +1,10 @@
-"""Classical restoration baselines, each (damaged, mask, low-resolution) -> restored, float [0, 1] NHWC.
+"""Classical restoration baselines, each (damaged, mask, low-resolution) -> restored, float [0, 1]
+NHWC.
 
 Inpainting: scikit-image's biharmonic, OpenCV's Telea and Navier-Stokes (radius 3). Denoising:
-scikit-image's non-local means with h = 0.5 sigma (NLM_STRENGTH, measured best on the held-out photos;
-see docs/results.md) and BM3D. Super-resolution: bicubic (the damaged input itself, reported as such) and Lanczos-3.
+scikit-image's non-local means with h = 0.5 sigma (NLM_STRENGTH, measured best on the held-out
+photos; see docs/results.md) and BM3D. Super-resolution: bicubic (the damaged input itself, reported
+as such) and Lanczos-3.
 OpenCV and BM3D are optional (`pip install jaxgan[classical]`; BM3D's licence is non-commercial): a
 baseline whose package is missing is reported as skipped, with the reason.
 """
@@ -15,7 +17,7 @@ from collections.abc import Callable
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgan.restoration.degradations import Degradation, upsample
+from jaxgan.tasks.restore.degradations import Degradation, upsample
 
 NLM_STRENGTH = 0.5  # h = 0.5 sigma: best of 0.4..1.0 on the held-out photos (docs/results.md)
 INPAINT_RADIUS = 3
@@ -31,7 +33,9 @@ def _per_image(function: Callable[[np.ndarray, np.ndarray], np.ndarray]):
 def biharmonic(damaged: np.ndarray, mask: np.ndarray) -> np.ndarray:
     from skimage.restoration import inpaint_biharmonic
 
-    return _per_image(lambda d, m: inpaint_biharmonic(d, m[..., 0] > 0.5, channel_axis=-1))(damaged, mask)
+    return _per_image(lambda d, m: inpaint_biharmonic(d, m[..., 0] > 0.5, channel_axis=-1))(
+        damaged, mask
+    )
 
 
 def opencv_inpaint(method: str):
@@ -59,8 +63,15 @@ def nl_means(sigma: float, strength: float = NLM_STRENGTH):
     def one(image, _):
         from skimage.restoration import denoise_nl_means
 
-        return denoise_nl_means(image, h=strength * sigma / 255, sigma=sigma / 255, patch_size=5, patch_distance=6,
-                                fast_mode=True, channel_axis=-1)
+        return denoise_nl_means(
+            image,
+            h=strength * sigma / 255,
+            sigma=sigma / 255,
+            patch_size=5,
+            patch_distance=6,
+            fast_mode=True,
+            channel_axis=-1,
+        )
 
     return _per_image(one)
 
@@ -71,7 +82,9 @@ def bm3d_denoise(sigma: float):
 
         if image.shape[-1] == 3:
             return bm3d.bm3d_rgb(image, sigma_psd=sigma / 255)
-        return np.stack([bm3d.bm3d(image[..., c], sigma_psd=sigma / 255) for c in range(image.shape[-1])], -1)
+        return np.stack(
+            [bm3d.bm3d(image[..., c], sigma_psd=sigma / 255) for c in range(image.shape[-1])], -1
+        )
 
     return _per_image(one)
 
@@ -86,8 +99,9 @@ def available(package: str) -> bool:
 
 
 def baselines(degradation: Degradation) -> dict[str, tuple[Callable | None, str]]:
-    """{name: (function or None, why skipped)} of the classical methods for a degradation; functions take
-    (damaged, mask, low) in [0, 1] (low: the low-resolution images, super-resolution only)."""
+    """{name: (function or None, why skipped)} of the classical methods for a degradation; functions
+    take (damaged, mask, low) in [0, 1] (low: the low-resolution images, super-resolution only)."""
+
     def missing(package: str, extra: str) -> str:
         return f"needs the optional package {package} ({extra})"
 
@@ -95,17 +109,26 @@ def baselines(degradation: Degradation) -> dict[str, tuple[Callable | None, str]
     if degradation.is_inpainting:
         return {
             "biharmonic (scikit-image)": (lambda d, m, low: biharmonic(d, m), ""),
-            "Telea (OpenCV)": ((lambda d, m, low: opencv_inpaint("telea")(d, m)) if available("cv2") else None,
-                               missing("cv2", opencv)),
-            "Navier-Stokes (OpenCV)": ((lambda d, m, low: opencv_inpaint("ns")(d, m)) if available("cv2") else None,
-                                       missing("cv2", opencv)),
+            "Telea (OpenCV)": (
+                (lambda d, m, low: opencv_inpaint("telea")(d, m)) if available("cv2") else None,
+                missing("cv2", opencv),
+            ),
+            "Navier-Stokes (OpenCV)": (
+                (lambda d, m, low: opencv_inpaint("ns")(d, m)) if available("cv2") else None,
+                missing("cv2", opencv),
+            ),
         }
     if degradation.name == "noise":
         sigma = degradation.noise_sigma
         return {
-            f"non-local means (h = {NLM_STRENGTH} sigma)": (lambda d, m, low: nl_means(sigma)(d, m), ""),
-            "BM3D": ((lambda d, m, low: bm3d_denoise(sigma)(d, m)) if available("bm3d") else None,
-                     missing("bm3d", "non-commercial licence: pip install bm3d")),
+            f"non-local means (h = {NLM_STRENGTH} sigma)": (
+                lambda d, m, low: nl_means(sigma)(d, m),
+                "",
+            ),
+            "BM3D": (
+                (lambda d, m, low: bm3d_denoise(sigma)(d, m)) if available("bm3d") else None,
+                missing("bm3d", "non-commercial licence: pip install bm3d"),
+            ),
         }
     if degradation.name == "downsample":
         return {"Lanczos-3": (lambda d, m, low: lanczos(low, d.shape[1:3]), "")}

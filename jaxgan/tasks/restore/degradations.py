@@ -40,8 +40,14 @@ class Degradation:
 
     @classmethod
     def from_config(cls, config: Config) -> Degradation:
-        return cls(config.degradation, config.image_size, config.noise_sigma, config.scale_factor,
-                   config.downsampler, config.jpeg_quality)
+        return cls(
+            config.degradation,
+            config.image_size,
+            config.noise_sigma,
+            config.scale_factor,
+            config.downsampler,
+            config.jpeg_quality,
+        )
 
     @property
     def is_inpainting(self) -> bool:
@@ -52,16 +58,23 @@ class Degradation:
         return self.name == "jpeg"
 
     def describe(self) -> str:
-        details = {"noise": f"Gaussian noise, sigma {self.noise_sigma:g}/255",
-                   "downsample": f"{self.scale_factor}x {self.downsampler} downsampling, bicubic upsampling back",
-                   "jpeg": f"JPEG quality {self.jpeg_quality}"}
+        details = {
+            "noise": f"Gaussian noise, sigma {self.noise_sigma:g}/255",
+            "downsample": (
+                f"{self.scale_factor}x {self.downsampler} downsampling, bicubic upsampling back"
+            ),
+            "jpeg": f"JPEG quality {self.jpeg_quality}",
+        }
         return details.get(self.name, f"inpainting ({self.name.replace('_', ' ')} mask)")
 
     def apply(self, key: jax.Array, clean: jax.Array, host_damaged: jax.Array | None = None):
-        """(damaged, mask) for clean images (N, S, S, C) in [-1, 1]; `host_damaged` for JPEG (from the host)."""
+        """(damaged, mask) for clean images (N, S, S, C) in [-1, 1]; `host_damaged` for JPEG (from
+        the host)."""
         shape = clean.shape[:3] + (1,)
         if self.is_inpainting:
-            mask = make_mask(self.name, key, clean.shape[0], clean.shape[1], clean.shape[2]).astype(clean.dtype)
+            mask = make_mask(self.name, key, clean.shape[0], clean.shape[1], clean.shape[2]).astype(
+                clean.dtype
+            )
             return fill_holes(clean, mask), mask
         ones = jnp.ones(shape, clean.dtype)
         if self.name == "noise":
@@ -70,7 +83,9 @@ class Degradation:
             low = downsample(clean, self.scale_factor, self.downsampler)
             return upsample(low, clean.shape[1:3], "bicubic"), ones
         if host_damaged is None:
-            raise ValueError("the JPEG degradation is applied on the host: pass its result as `host_damaged`")
+            raise ValueError(
+                "the JPEG degradation is applied on the host: pass its result as `host_damaged`"
+            )
         return host_damaged.astype(clean.dtype), ones
 
 
@@ -94,7 +109,9 @@ def centre_square(height: int, width: int) -> jax.Array:
     """Context Encoders' hole: the centre square of half the image's side, (H, W, 1)."""
     rows, cols = jnp.arange(height)[:, None], jnp.arange(width)[None, :]
     top, left = height // 4, width // 4
-    inside = (rows >= top) & (rows < top + height // 2) & (cols >= left) & (cols < left + width // 2)
+    inside = (
+        (rows >= top) & (rows < top + height // 2) & (cols >= left) & (cols < left + width // 2)
+    )
     return inside.astype(jnp.float32)[..., None]
 
 
@@ -109,38 +126,58 @@ def random_boxes(key: jax.Array, count: int, height: int, width: int) -> jax.Arr
     rows = jnp.arange(height)[None, None, :, None]
     cols = jnp.arange(width)[None, None, None, :]
     top, left = corner[..., 0, None, None], corner[..., 1, None, None]
-    inside = ((rows >= top) & (rows < top + sides[..., 0, None, None]) & (cols >= left)
-              & (cols < left + sides[..., 1, None, None]))  # (count, boxes, H, W)
+    inside = (
+        (rows >= top)
+        & (rows < top + sides[..., 0, None, None])
+        & (cols >= left)
+        & (cols < left + sides[..., 1, None, None])
+    )  # (count, boxes, H, W)
     active = jnp.arange(MAX_BOXES)[None, :] < number  # (count, boxes)
     return jnp.any(inside & active[..., None, None], axis=1).astype(jnp.float32)[..., None]
 
 
 def strokes(key: jax.Array, count: int, height: int, width: int) -> jax.Array:
-    """Free-form masks (as in Yu et al. 2019): 1 to 4 thick polylines per image, random-walk vertices."""
+    """Free-form masks (as in Yu et al. 2019): 1 to 4 thick polylines per image, random-walk
+    vertices."""
     keys = jax.random.split(key, 6)
     size = jnp.array([height, width], jnp.float32)
     side = min(height, width)
     number = jax.random.randint(keys[0], (count, 1), 1, MAX_STROKES + 1)
     start = jax.random.uniform(keys[1], (count, MAX_STROKES, 1, 2)) * size
-    angles = jax.random.uniform(keys[2], (count, MAX_STROKES, STROKE_VERTICES - 1), maxval=2 * jnp.pi)
-    lengths = jax.random.uniform(keys[3], (count, MAX_STROKES, STROKE_VERTICES - 1), minval=0.05, maxval=0.25)
+    angles = jax.random.uniform(
+        keys[2], (count, MAX_STROKES, STROKE_VERTICES - 1), maxval=2 * jnp.pi
+    )
+    lengths = jax.random.uniform(
+        keys[3], (count, MAX_STROKES, STROKE_VERTICES - 1), minval=0.05, maxval=0.25
+    )
     steps = jnp.stack([jnp.sin(angles), jnp.cos(angles)], axis=-1) * lengths[..., None] * side
-    vertices = jnp.clip(jnp.concatenate([start, start + jnp.cumsum(steps, axis=2)], axis=2), 0, size - 1)
-    radius = jax.random.uniform(keys[4], (count, MAX_STROKES, 1, 1), minval=side / 32, maxval=side / 12)
+    vertices = jnp.clip(
+        jnp.concatenate([start, start + jnp.cumsum(steps, axis=2)], axis=2), 0, size - 1
+    )
+    radius = jax.random.uniform(
+        keys[4], (count, MAX_STROKES, 1, 1), minval=side / 32, maxval=side / 12
+    )
     a, b = vertices[:, :, :-1], vertices[:, :, 1:]  # segment ends (count, strokes, segments, 2)
-    pixels = jnp.stack(jnp.meshgrid(jnp.arange(height), jnp.arange(width), indexing="ij"), -1).reshape(-1, 2)
+    pixels = jnp.stack(
+        jnp.meshgrid(jnp.arange(height), jnp.arange(width), indexing="ij"), -1
+    ).reshape(-1, 2)
     pixels = pixels.astype(jnp.float32)  # (H*W, 2) pixel centres
     direction = (b - a)[..., None, :]  # (count, strokes, segments, 1, 2)
     offset = pixels - a[..., None, :]  # (count, strokes, segments, H*W, 2)
-    along = jnp.clip(jnp.sum(offset * direction, -1) / jnp.maximum(jnp.sum(direction**2, -1), 1e-6), 0, 1)
-    distance = jnp.linalg.norm(offset - along[..., None] * direction, axis=-1)  # (count, strokes, segments, H*W)
+    along = jnp.clip(
+        jnp.sum(offset * direction, -1) / jnp.maximum(jnp.sum(direction**2, -1), 1e-6), 0, 1
+    )
+    distance = jnp.linalg.norm(
+        offset - along[..., None] * direction, axis=-1
+    )  # (count, strokes, segments, H*W)
     covered = jnp.any(distance <= radius, axis=2)  # (count, strokes, H*W)
     active = jnp.arange(MAX_STROKES)[None, :, None] < number[..., None]
     return jnp.any(covered & active, axis=1).reshape(count, height, width, 1).astype(jnp.float32)
 
 
 def add_noise(key: jax.Array, clean: jax.Array, sigma: float) -> jax.Array:
-    """Additive white Gaussian noise of `sigma` on the 0..255 scale, clipped to the valid range as a file is."""
+    """Additive white Gaussian noise of `sigma` on the 0..255 scale, clipped to the valid range as a
+    file is."""
     noise = jax.random.normal(key, clean.shape, jnp.float32) * (sigma / 127.5)
     return jnp.clip(clean + noise.astype(clean.dtype), -1, 1)
 
@@ -155,38 +192,49 @@ def downsample(images: jax.Array, factor: int, method: str = "bicubic") -> jax.A
     (MATLAB's imresize, as super-resolution benchmarks make their low-resolution images)."""
     count, height, width, channels = images.shape
     if height % factor or width % factor:
-        raise ValueError(f"image size {height}x{width} is not divisible by the scale factor {factor}")
+        raise ValueError(
+            f"image size {height}x{width} is not divisible by the scale factor {factor}"
+        )
     if method == "area":
-        low = images.reshape(count, height // factor, factor, width // factor, factor, channels).mean(axis=(2, 4))
+        low = images.reshape(
+            count, height // factor, factor, width // factor, factor, channels
+        ).mean(axis=(2, 4))
     elif method == "bicubic":
         shape = (count, height // factor, width // factor, channels)
-        low = jax.image.resize(images.astype(jnp.float32), shape, "bicubic", antialias=True).astype(images.dtype)
+        low = jax.image.resize(images.astype(jnp.float32), shape, "bicubic", antialias=True).astype(
+            images.dtype
+        )
     else:
         raise ValueError(f"unknown downsampler {method!r}; expected 'area' or 'bicubic'")
     return quantize(low)
 
 
 def upsample(low: jax.Array, size: tuple[int, int], method: str = "bicubic") -> jax.Array:
-    """Low-resolution (N, h, w, C) -> (N, H, W, C) by `bicubic` or `lanczos3`, clipped to [-1, 1]."""
+    """Low-resolution (N, h, w, C) -> (N, H, W, C) by `bicubic` or `lanczos3`, clipped to
+    [-1, 1]."""
     shape = (low.shape[0], *size, low.shape[-1])
-    return jnp.clip(jax.image.resize(low.astype(jnp.float32), shape, method), -1, 1).astype(low.dtype)
+    return jnp.clip(jax.image.resize(low.astype(jnp.float32), shape, method), -1, 1).astype(
+        low.dtype
+    )
 
 
 def jpeg_compress(images: np.ndarray, quality: int) -> np.ndarray:
-    """uint8 (N, H, W, C) through Pillow's JPEG encoder and decoder at `quality` (4:2:0 for colour), on the host."""
+    """uint8 (N, H, W, C) through Pillow's JPEG encoder and decoder at `quality` (4:2:0 for colour),
+    on the host."""
     out = np.empty_like(images)
     for i, image in enumerate(images):
         buffer = io.BytesIO()
-        Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(buffer, format="JPEG",
-                                                                               quality=int(quality))
+        Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(
+            buffer, format="JPEG", quality=int(quality)
+        )
         decoded = np.asarray(Image.open(buffer))
         out[i] = decoded.reshape(image.shape)
     return out
 
 
 def host_transform(degradation: Degradation):
-    """A batch hook for `jaxgan.data.pipeline.Batches` adding host-made damaged images ("damaged", uint8),
-    or None when the degradation runs on the device."""
+    """A batch hook for `jaxgan.data.pipeline.Batches` adding host-made damaged images ("damaged",
+    uint8), or None when the degradation runs on the device."""
     if not degradation.on_host:
         return None
 

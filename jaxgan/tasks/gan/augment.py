@@ -17,7 +17,8 @@ from jaxgan.data.order import STREAM_AUGMENT, generator
 
 OPERATIONS = ("color", "translation", "cutout")  # applied in this order, as DiffAugment does
 USES = 3  # independent draws per example: D's real batch, D's fake batch, G's fake batch
-# Columns of one draw: colour factors in [0, 1), then integer shifts and cutout centres (rows, columns).
+# Columns of one draw: colour factors in [0, 1), then integer shifts and cutout centres
+# (rows, columns).
 BRIGHTNESS, SATURATION, CONTRAST, SHIFT_ROWS, SHIFT_COLS, CUTOUT_ROW, CUTOUT_COL = range(7)
 NUM_DRAWS = 7
 TRANSLATION_RATIO = 0.125  # shifts of up to 1/8 of the image, zero-padded
@@ -25,18 +26,20 @@ CUTOUT_RATIO = 0.5  # one zeroed square of half the image side
 
 
 def parse_policy(policy: str) -> tuple[str, ...]:
-    """"color,translation,cutout" -> its operations in DiffAugment's order; "" -> none."""
+    """ "color,translation,cutout" -> its operations in DiffAugment's order; "" -> none."""
     names = [name.strip() for name in policy.split(",") if name.strip()]
     unknown = [name for name in names if name not in OPERATIONS]
     if unknown:
-        raise ValueError(f"unknown augmentation {unknown[0]!r}; valid: {', '.join(OPERATIONS)} "
-                         "(comma-separated, e.g. 'color,translation,cutout')")
+        raise ValueError(
+            f"unknown augmentation {unknown[0]!r}; valid: {', '.join(OPERATIONS)} "
+            "(comma-separated, e.g. 'color,translation,cutout')"
+        )
     return tuple(name for name in OPERATIONS if name in names)
 
 
 def augment_size(config: Config) -> int:
     """The image side the run's augmentation draws are made for; 0 when it has no augmentation."""
-    return config.image_size if config.task == "gan" and config.augment else 0
+    return config.image_size if config.augment else 0
 
 
 def shift_limit(image_size: int) -> int:
@@ -47,8 +50,11 @@ def cutout_size(image_size: int) -> int:
     return int(image_size * CUTOUT_RATIO + 0.5)
 
 
-def draws(seed: int, step: int, batch_size: int, image_size: int, rows: slice = slice(None)) -> np.ndarray:
-    """The global batch's augmentation draws for `step`, (B, USES, NUM_DRAWS) float64, then `rows`."""
+def draws(
+    seed: int, step: int, batch_size: int, image_size: int, rows: slice = slice(None)
+) -> np.ndarray:
+    """The global batch's augmentation draws for `step`, (B, USES, NUM_DRAWS) float64, then
+    `rows`."""
     rng = generator(seed, STREAM_AUGMENT, step)
     colour = rng.random((batch_size, USES, 3))
     limit, cut = shift_limit(image_size), cutout_size(image_size)
@@ -58,7 +64,8 @@ def draws(seed: int, step: int, batch_size: int, image_size: int, rows: slice = 
 
 
 def diff_augment(images: jax.Array, draw: jax.Array, operations: tuple[str, ...]) -> jax.Array:
-    """Augment NHWC `images` with one draw per image (`draw`: (N, NUM_DRAWS)); differentiable in images."""
+    """Augment NHWC `images` with one draw per image (`draw`: (N, NUM_DRAWS)); differentiable in
+    images."""
     if not operations:
         return images
     draw = draw.astype(images.dtype)
@@ -90,7 +97,8 @@ def diff_augment(images: jax.Array, draw: jax.Array, operations: tuple[str, ...]
 
 
 def _shift(x: jax.Array, shift: jax.Array, axis: int) -> jax.Array:
-    """out[n, i] = x[n, i + shift[n]] along `axis` (1 or 2), zero where that falls outside the image."""
+    """out[n, i] = x[n, i + shift[n]] along `axis` (1 or 2), zero where that falls outside the
+    image."""
     source = jnp.arange(x.shape[axis])[None, :] + shift[:, None]  # (N, S)
     valid = (source >= 0) & (source < x.shape[axis])
     shape = [x.shape[0], 1, 1, 1]

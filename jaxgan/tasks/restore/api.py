@@ -1,4 +1,5 @@
-"""`jaxgan.restore(image, checkpoint, mask=None)`: restore a real image of any size, type and band count.
+"""`jaxgan.restore(image, checkpoint, mask=None)`: restore a real image of any size, type and band
+count.
 
 The image keeps its size, dtype and value range; with a mask (1 / white = missing) only the missing
 pixels change and the known ones come back bit for bit. Bands are matched to the model's `nc`: equal
@@ -11,27 +12,28 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-from pathlib import Path
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgan import checkpoint as checkpoint_lib
+from jaxgan import run_info
 from jaxgan.config import Config
 from jaxgan.data import images
 from jaxgan.data.images import ImageError
-from jaxgan.restoration.degradations import Degradation
-from jaxgan.restoration.files import check_array, read_any
-from jaxgan.restoration.tiling import tiled_apply
+from jaxgan.loading import load_variables
+from jaxgan.tasks.restore.degradations import Degradation
+from jaxgan.tasks.restore.files import check_array, read_any
+from jaxgan.tasks.restore.tiling import tiled_apply
 
 ImageLike = np.ndarray | str | os.PathLike
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class LoadedRestorer:
-    """A restorer's architecture, variables and (from a workdir) training config, with its compiled tile function."""
+    """A restorer's architecture, variables and (from a workdir) training config, with its compiled
+    tile function."""
 
     path: str
     arch: dict[str, Any]
@@ -51,18 +53,22 @@ class LoadedRestorer:
         return Degradation.from_config(self.config) if self.config is not None else None
 
     def fills_holes(self, has_mask: bool) -> bool:
-        """Whether masked pixels are blanked (inpainting) or kept as input (denoising, super-resolution):
-        from the training config when known; for a converted folder, inpainting exactly when a mask is given."""
+        """Whether masked pixels are blanked (inpainting) or kept as input (denoising,
+        super-resolution): from the training config when known; for a converted folder, inpainting
+        exactly when a mask is given."""
         return self.degradation.is_inpainting if self.degradation is not None else has_mask
 
     @functools.cached_property
     def apply(self):
-        """jit: (tiles (B, S, S, nc) in [-1, 1], holes already filled, masks (B, S, S, 1)) -> restored, eval mode."""
+        """jit: (tiles (B, S, S, nc) in [-1, 1], holes already filled, masks (B, S, S, 1)) ->
+        restored, eval mode."""
         from jaxgan.convert import build_model
 
         dtype = jax.tree.leaves(self.variables["params"])[0].dtype
         model = build_model(self.arch, dtype)
-        if self.config is not None:  # a training workdir: its precision (a converted folder: the default)
+        if (
+            self.config is not None
+        ):  # a training workdir: its precision (a converted folder: the default)
             model = model.clone(precision=self.config.precision)
         variables = jax.device_put(self.variables)
 
@@ -73,12 +79,14 @@ class LoadedRestorer:
 
         return run
 
-    def restore_batches(self, damaged: np.ndarray, mask: np.ndarray, batch_size: int = 100) -> np.ndarray:
-        """S x S damaged images (N, S, S, nc) in [-1, 1] (holes filled as the degradation fills them) ->
-        restored, known pixels kept (mask 0), one compiled shape."""
+    def restore_batches(
+        self, damaged: np.ndarray, mask: np.ndarray, batch_size: int = 100
+    ) -> np.ndarray:
+        """S x S damaged images (N, S, S, nc) in [-1, 1] (holes filled as the degradation fills
+        them) -> restored, known pixels kept (mask 0), one compiled shape."""
         out = []
         for first in range(0, len(damaged), batch_size):
-            chunk, holes = damaged[first:first + batch_size], mask[first:first + batch_size]
+            chunk, holes = damaged[first : first + batch_size], mask[first : first + batch_size]
             count = len(chunk)
             if count < batch_size and len(damaged) > batch_size:
                 fill = batch_size - count
@@ -89,54 +97,58 @@ class LoadedRestorer:
         return np.where(mask > 0.5, restored, damaged)
 
 
-def load_restorer(checkpoint: str | os.PathLike | LoadedRestorer, use_ema: bool = True) -> LoadedRestorer:
-    """A restorer from a training workdir (latest checkpoint; EMA when kept) or a converted model folder."""
+def load_restorer(
+    checkpoint: str | os.PathLike | LoadedRestorer, use_ema: bool = True
+) -> LoadedRestorer:
+    """A restorer from a training workdir (latest checkpoint; EMA when kept) or a converted model
+    folder."""
     if isinstance(checkpoint, LoadedRestorer):
         return checkpoint
-    path = Path(checkpoint)
-    if not path.is_dir():
-        raise checkpoint_lib.CheckpointError(f"{path}: no such checkpoint folder (a restorer's training workdir "
-                                             "or converted model folder)")
-    if checkpoint_lib.is_workdir(path):
-        from jaxgan.sampling import restore_training_state
-        from jaxgan.state import generator_arch, sample_variables
-
-        config = checkpoint_lib.read_run_info(path)["config"]
-        if config.task != "restore":
-            raise checkpoint_lib.CheckpointError(
-                f"{path} holds a '{config.task}' run (a generator and a discriminator), not a restorer; train one "
-                f"with a restore_* config, or use --method gan-prior to restore with a generator")
-        config, state, _ = restore_training_state(path)
-        variables = jax.device_get(sample_variables(state, use_ema and config.ema_decay > 0))
-        return LoadedRestorer(str(path), generator_arch(config), variables, config)
-    arch, variables = checkpoint_lib.load_model(path)
-    if arch.get("model") != "restorer":
-        raise checkpoint_lib.CheckpointError(f"{path} holds a {arch.get('model')}, not a restorer")
-    return LoadedRestorer(str(path), dict(arch), variables, None)
+    hint = (
+        "; train one with a restore_* config, or use --method gan-prior to restore with a generator"
+        if run_info.is_workdir(checkpoint)
+        else ""
+    )
+    arch, variables, config = load_variables(checkpoint, "restorer", use_ema, hint)
+    return LoadedRestorer(str(checkpoint), arch, variables, config)
 
 
 def read_mask(mask: ImageLike, shape: tuple[int, int], name: str = "mask") -> np.ndarray:
-    """A mask (file or array; 1 / white = missing, any band) -> bool (H, W); its size must be the image's."""
+    """A mask (file or array; 1 / white = missing, any band) -> bool (H, W); its size must be the
+    image's."""
     if isinstance(mask, (str, os.PathLike)):
         name, mask = str(mask), read_any(mask)
     array = check_array(mask, name)
     if array.shape[:2] != tuple(shape):
-        raise ImageError(f"{name}: mask is {array.shape[1]}x{array.shape[0]} (width x height) but the image is "
-                         f"{shape[1]}x{shape[0]}; they must match")
+        raise ImageError(
+            f"{name}: mask is {array.shape[1]}x{array.shape[0]} (width x height) but the image is "
+            f"{shape[1]}x{shape[0]}; they must match"
+        )
     if array.dtype.kind == "f":
         return np.any(array > 0.5, axis=-1)
     return np.any(images.to_unit(array) > 0.5, axis=-1)
 
 
-def restore(image: ImageLike, checkpoint: str | os.PathLike | LoadedRestorer, mask: ImageLike | None = None, *,
-            value_range: tuple[float, float] | None = None, scale: int = 1, overlap: int | None = None,
-            batch_size: int = 32, use_ema: bool = True, shift: int = 0) -> np.ndarray:
-    """Restore one image (array or file) with a restorer; the result has the input's shape, dtype and range.
+def restore(
+    image: ImageLike,
+    checkpoint: str | os.PathLike | LoadedRestorer,
+    mask: ImageLike | None = None,
+    *,
+    value_range: tuple[float, float] | None = None,
+    scale: int = 1,
+    overlap: int | None = None,
+    batch_size: int = 32,
+    use_ema: bool = True,
+    shift: int = 0,
+) -> np.ndarray:
+    """Restore one image (array or file) with a restorer; the result has the input's shape, dtype
+    and range.
 
-    `mask` (1 / white = missing) is needed by inpainting restorers and keeps every other pixel exactly;
-    without one every pixel is restored. `scale` first upsamples by that factor (bicubic) for a
-    super-resolution restorer. `overlap` is the tile overlap (default a quarter of the tile); `shift`
-    moves the tile grid (to measure seams). Float images are read as `value_range` (default [0, 1]).
+    `mask` (1 / white = missing) is needed by inpainting restorers and keeps every other pixel
+    exactly; without one every pixel is restored. `scale` first upsamples by that factor (bicubic)
+    for a super-resolution restorer. `overlap` is the tile overlap (default a quarter of the tile);
+    `shift` moves the tile grid (to measure seams). Float images are read as `value_range`
+    (default [0, 1]).
     """
     name = str(image) if isinstance(image, (str, os.PathLike)) else "image"
     array = read_any(image) if isinstance(image, (str, os.PathLike)) else check_array(image, name)
@@ -149,8 +161,10 @@ def restore(image: ImageLike, checkpoint: str | os.PathLike | LoadedRestorer, ma
             raise ValueError("a mask and a scale factor cannot be combined")
         unit = np.clip(images.resize(unit, unit.shape[0] * scale, unit.shape[1] * scale), 0, 1)
     if mask is None and degradation is not None and degradation.is_inpainting:
-        raise ValueError(f"{restorer.path} is an inpainting restorer ({degradation.name}): give a mask "
-                         "(white = missing) of the image's size")
+        raise ValueError(
+            f"{restorer.path} is an inpainting restorer ({degradation.name}): give a mask "
+            "(white = missing) of the image's size"
+        )
     hole = np.ones(unit.shape[:2], bool) if mask is None else read_mask(mask, unit.shape[:2])
     planes = match_bands(unit, restorer.nc, name)
     tile = restorer.image_size
@@ -159,11 +173,21 @@ def restore(image: ImageLike, checkpoint: str | os.PathLike | LoadedRestorer, ma
     fill = restorer.fills_holes(mask is not None)
     for plane in planes:
         model_input = np.where(hole[..., None], 0.0, plane * 2 - 1) if fill else plane * 2 - 1
-        out = tiled_apply(model_input, hole[..., None].astype(np.float32), restorer.apply, tile, overlap,
-                          batch_size, skip_known=mask is not None, shift=shift)
+        out = tiled_apply(
+            model_input,
+            hole[..., None].astype(np.float32),
+            restorer.apply,
+            tile,
+            overlap,
+            batch_size,
+            skip_known=mask is not None,
+            shift=shift,
+        )
         restored.append((out + 1) / 2)
     unit_out = unmatch_bands(restored, unit.shape[-1], restorer.nc)
-    unit_out = np.where(hole[..., None], unit_out, unit)  # NaN-free: skipped tiles held only known pixels
+    unit_out = np.where(
+        hole[..., None], unit_out, unit
+    )  # NaN-free: skipped tiles held only known pixels
     result = images.from_unit(unit_out, array.dtype, value_range)
     if mask is not None:
         result[~hole] = array[~hole]  # known pixels, bit for bit
@@ -176,11 +200,13 @@ def match_bands(unit: np.ndarray, nc: int, name: str) -> list[np.ndarray]:
     if bands == nc:
         return [unit]
     if nc == 1:
-        return [unit[..., b:b + 1] for b in range(bands)]
+        return [unit[..., b : b + 1] for b in range(bands)]
     if nc == 3 and bands == 1:
         return [images.to_channels(unit, 3, name)]
-    raise ImageError(f"{name}: has {bands} bands; this restorer takes {nc} (colour), so only 1- or 3-band "
-                     f"images are meaningful (use a 1-channel restorer to restore each band on its own)")
+    raise ImageError(
+        f"{name}: has {bands} bands; this restorer takes {nc} (colour), so only 1- or 3-band "
+        f"images are meaningful (use a 1-channel restorer to restore each band on its own)"
+    )
 
 
 def unmatch_bands(restored: list[np.ndarray], bands: int, nc: int) -> np.ndarray:

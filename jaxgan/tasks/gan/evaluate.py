@@ -1,4 +1,5 @@
-"""Evaluation during GAN training (every `eval_every` steps): quality and mode coverage in TensorBoard.
+"""Evaluation during GAN training (every `eval_every` steps): quality and mode coverage in
+TensorBoard.
 
 On the built-in digits: digits-FID, digits-KID and digits-IS of `eval_num` generated images against
 the digits' training split, and how many of the 10 digits the generator draws (mode collapse shows
@@ -26,7 +27,7 @@ from jaxgan.config import Config
 from jaxgan.data.order import sample_latents
 from jaxgan.data.sources import DEFAULT_DATA, make_source
 from jaxgan.metrics import digits
-from jaxgan.state import Models, TrainState, param_dtype, sample_variables
+from jaxgan.state import Modules, TrainState, param_dtype, sampled_variables
 
 CHUNK = 500  # generated images per compiled call
 EVAL_LATENT_SEED_OFFSET = 1  # evaluation latents differ from the sample grid's
@@ -39,67 +40,89 @@ def chunk_size(config: Config, mesh: Mesh) -> int:
 
 
 class GeneratedFeatures:
-    """state -> (features, logits) of `num` generated images through `extract(extractor_vars, images)`.
+    """state -> (features, logits) of `num` generated images through
+    `extract(extractor_vars, images)`.
 
-    `extract` is the metric's own jitted function (shared with `scripts/evaluate.py`, so compiled once
-    per process); the images stay on the devices between the two.
+    `extract` is the metric's own jitted function (shared with `scripts/evaluate.py`, so compiled
+    once per process); the images stay on the devices between the two.
     """
 
-    def __init__(self, config: Config, models: Models, mesh: Mesh, extract: Callable, extractor_vars: Any):
-        self.num, self.mesh, self.extract = config.eval_num, mesh, extract
+    def __init__(
+        self, config: Config, modules: Modules, mesh: Mesh, extract: Callable, extractor_vars: Any
+    ):
+        self.num, self.mesh, self.extract, self.config = config.eval_num, mesh, extract, config
         self.chunk = chunk_size(config, mesh)
         latents = sample_latents(config.seed + EVAL_LATENT_SEED_OFFSET, config.eval_num, config.nz)
         padded = math.ceil(config.eval_num / self.chunk) * self.chunk
         self.latents = np.zeros((padded, config.nz), param_dtype(config))
-        self.latents[:config.eval_num] = latents
+        self.latents[: config.eval_num] = latents
         self.extractor_vars = sharding.replicate(extractor_vars, mesh)
 
         def generate(variables, z):
-            return models.generator.apply(variables, z, train=False).astype(jnp.float32)  # (chunk, S, S, nc)
+            return (
+                modules["generator"].apply(variables, z, train=False).astype(jnp.float32)
+            )  # (chunk, S, S, nc)
 
         replicated, batch = sharding.replicated(mesh), sharding.batch_sharding(mesh)
         self._generate = jax.jit(generate, in_shardings=(replicated, batch), out_shardings=batch)
-        self._gather = jax.jit(lambda outputs: outputs, out_shardings=replicated)  # readable by every process
+        self._gather = jax.jit(
+            lambda outputs: outputs, out_shardings=replicated
+        )  # readable by every process
 
     def __call__(self, state: TrainState) -> tuple[np.ndarray, np.ndarray]:
-        variables = sample_variables(state)
+        variables = sampled_variables(state, self.config)
         batch = sharding.batch_sharding(self.mesh)
         features, logits = [], []
         for start in range(0, len(self.latents), self.chunk):
-            rows = self.latents[start:start + self.chunk]
-            z = jax.make_array_from_callback(rows.shape, batch, lambda index, rows=rows: rows[index])
-            feature, logit = self._gather(self.extract(self.extractor_vars, self._generate(variables, z)))
+            rows = self.latents[start : start + self.chunk]
+            z = jax.make_array_from_callback(
+                rows.shape, batch, lambda index, rows=rows: rows[index]
+            )
+            feature, logit = self._gather(
+                self.extract(self.extractor_vars, self._generate(variables, z))
+            )
             features.append(np.asarray(feature))
             logits.append(np.asarray(logit))
-        return np.concatenate(features)[:self.num], np.concatenate(logits)[:self.num]
+        return np.concatenate(features)[: self.num], np.concatenate(logits)[: self.num]
 
 
 class DigitsEvaluator:
     """digits-FID/KID/IS and mode coverage against the digits' training split."""
 
-    def __init__(self, config: Config, models: Models, mesh: Mesh):
+    def __init__(self, config: Config, modules: Modules, mesh: Mesh):
         self.reference = digits.real_features(config.image_size, config.nc, "train")[0]
-        self.generated = GeneratedFeatures(config, models, mesh, digits.compiled_classify, digits.load_variables())
+        self.generated = GeneratedFeatures(
+            config, modules, mesh, digits.compiled_classify, digits.load_variables()
+        )
         self.seed = config.seed
 
     def __call__(self, state: TrainState, step: int) -> dict[str, float]:
         features, logits = self.generated(state)
         results = digits.digits_metrics(features, logits, self.reference, seed=self.seed)
-        scalars = {"eval/digits_fid": results["digits-fid"], "eval/digits_kid": results["digits-kid"],
-                   "eval/digits_is": results["digits-is"], "eval/modes": float(results["modes"])}
-        _write(f"eval at step {step}: digits-FID {results['digits-fid']:.4f}, digits-KID {results['digits-kid']:.5f}, "
-               f"digits-IS {results['digits-is']:.3f}, modes {results['modes']}/10")
+        scalars = {
+            "eval/digits_fid": results["digits-fid"],
+            "eval/digits_kid": results["digits-kid"],
+            "eval/digits_is": results["digits-is"],
+            "eval/modes": float(results["modes"]),
+        }
+        _write(
+            f"eval at step {step}: digits-FID {results['digits-fid']:.4f}, "
+            f"digits-KID {results['digits-kid']:.5f}, "
+            f"digits-IS {results['digits-is']:.3f}, modes {results['modes']}/10"
+        )
         return scalars
 
 
 class InceptionEvaluator:
     """FID (against `eval_num` training images) and Inception Score with pytorch-fid's Inception."""
 
-    def __init__(self, config: Config, models: Models, mesh: Mesh, weights: str):
+    def __init__(self, config: Config, modules: Modules, mesh: Mesh, weights: str):
         from jaxgan.metrics.fid import statistics_of
         from jaxgan.metrics.inception import InceptionFeatures, compiled_network, preprocess
 
-        extractor = InceptionFeatures(weights, batch_size=chunk_size(config, mesh))  # the generated images' shape
+        extractor = InceptionFeatures(
+            weights, batch_size=chunk_size(config, mesh)
+        )  # the generated images' shape
         source = make_source(config, split="train")
         real = np.stack([source.load(i % len(source), i) for i in range(config.eval_num)])
         self.reference = statistics_of(extractor(real))
@@ -107,7 +130,7 @@ class InceptionEvaluator:
         def extract(variables, images):
             return compiled_network()(variables, preprocess(images))
 
-        self.generated = GeneratedFeatures(config, models, mesh, extract, extractor.variables)
+        self.generated = GeneratedFeatures(config, modules, mesh, extract, extractor.variables)
 
     def __call__(self, state: TrainState, step: int) -> dict[str, float]:
         from jaxgan.metrics.fid import frechet_distance, statistics_of
@@ -116,25 +139,30 @@ class InceptionEvaluator:
         features, logits = self.generated(state)
         fid = frechet_distance(*statistics_of(features), *self.reference)
         score = inception_score(logits)[0]
-        _write(f"eval at step {step}: FID {fid:.3f} (Inception, {len(features)} images), IS {score:.3f}")
+        _write(
+            f"eval at step {step}: FID {fid:.3f} (Inception, {len(features)} images), "
+            f"IS {score:.3f}"
+        )
         return {"eval/fid": fid, "eval/is": score}
 
 
-def make_training_evaluator(config: Config, models: Models, mesh: Mesh) -> Callable | None:
-    """(state, step) -> {TensorBoard name: value}, or None when nothing can be measured for this data."""
-    if config.task != "gan":
-        return None
+def make_training_evaluator(config: Config, modules: Modules, mesh: Mesh) -> Callable | None:
+    """(state, step) -> {TensorBoard name: value}, or None when nothing can be measured for this
+    data."""
     if (config.data or DEFAULT_DATA) == "digits":
-        return DigitsEvaluator(config, models, mesh)
+        return DigitsEvaluator(config, modules, mesh)
     from jaxgan.metrics.inception_convert import ENVIRONMENT_VARIABLE
 
     weights = os.environ.get(ENVIRONMENT_VARIABLE)
     if not weights:
-        warnings.warn(f"eval_every is set but data {config.data!r} has no built-in score: set "
-                      f"{ENVIRONMENT_VARIABLE} to pytorch-fid's Inception weights for FID and IS during training; "
-                      "no evaluation this run", stacklevel=2)
+        warnings.warn(
+            f"eval_every is set but data {config.data!r} has no built-in score: set "
+            f"{ENVIRONMENT_VARIABLE} to pytorch-fid's Inception weights for FID and IS during "
+            "training; no evaluation this run",
+            stacklevel=2,
+        )
         return None
-    return InceptionEvaluator(config, models, mesh, weights)
+    return InceptionEvaluator(config, modules, mesh, weights)
 
 
 def _write(line: str) -> None:

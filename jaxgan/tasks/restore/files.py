@@ -1,5 +1,6 @@
-"""Image files for restoration, at their own bit depth and band count: PNG/JPEG (Pillow), TIFF (tifffile,
-any dtype and number of bands) and NumPy .npy. Outputs are written atomically in the input's dtype.
+"""Image files for restoration, at their own bit depth and band count: PNG/JPEG (Pillow), TIFF
+(tifffile, any dtype and number of bands) and NumPy .npy. Outputs are written atomically in the
+input's dtype.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ def _png_bit_depth(path: Path) -> tuple[int, int] | None:
 
 
 def read_any(path: str | os.PathLike) -> np.ndarray:
-    """A file -> HWC array in its own dtype: uint8, uint16 or float; any number of bands for TIFF and .npy."""
+    """A file -> HWC array in its own dtype: uint8, uint16 or float; any number of bands for TIFF
+    and .npy."""
     path = Path(path)
     if not path.is_file():
         raise ImageError(f"{path}: no such file")
@@ -46,8 +48,10 @@ def read_any(path: str | os.PathLike) -> np.ndarray:
         else:
             depth = _png_bit_depth(path) if suffix == ".png" else None
             if depth is not None and depth[0] == 16 and depth[1] in (2, 6):
-                raise ImageError(f"{path}: 16-bit colour PNG, which Pillow reads only at 8 bits; save it as a "
-                                 f"16-bit TIFF or a .npy array to restore it at full depth")
+                raise ImageError(
+                    f"{path}: 16-bit colour PNG, which Pillow reads only at 8 bits; save it as a "
+                    f"16-bit TIFF or a .npy array to restore it at full depth"
+                )
             return read_image(path)
     except ImageError:
         raise
@@ -64,26 +68,37 @@ def check_array(array: np.ndarray, name: str = "image") -> np.ndarray:
     if array.ndim == 2:
         array = array[:, :, None]
     if array.ndim != 3 or min(array.shape) < 1:
-        raise ImageError(f"{name}: expected an image of shape (H, W) or (H, W, bands), got {array.shape}")
+        raise ImageError(
+            f"{name}: expected an image of shape (H, W) or (H, W, bands), got {array.shape}"
+        )
     if array.dtype not in DTYPES:
-        raise ImageError(f"{name}: pixel type {array.dtype} is not supported (uint8, uint16 or float)")
+        raise ImageError(
+            f"{name}: pixel type {array.dtype} is not supported (uint8, uint16 or float)"
+        )
     return array
 
 
 def write_any(path: str | os.PathLike, array: np.ndarray) -> Path:
-    """Write an HWC array in its own dtype (atomically); a clear error where the format cannot hold it."""
+    """Write an HWC array in its own dtype (atomically); a clear error where the format cannot hold
+    it."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
-        raise ImageError(f"{path}: unknown output format {suffix!r}; use one of {', '.join(sorted(SUFFIXES))}")
+        raise ImageError(
+            f"{path}: unknown output format {suffix!r}; use one of {', '.join(sorted(SUFFIXES))}"
+        )
     plane = array[..., 0] if array.shape[-1] == 1 else array
     if suffix in (".tif", ".tiff"):
         import tifffile
 
         photometric = "rgb" if array.shape[-1] == 3 else "minisblack"
         with atomic_path(path) as temporary:
-            tifffile.imwrite(temporary, plane, photometric=photometric,
-                             planarconfig="contig" if array.shape[-1] > 1 else None)
+            tifffile.imwrite(
+                temporary,
+                plane,
+                photometric=photometric,
+                planarconfig="contig" if array.shape[-1] > 1 else None,
+            )
         return path
     if suffix == ".npy":
         with atomic_path(path) as temporary, open(temporary, "wb") as handle:
@@ -92,9 +107,13 @@ def write_any(path: str | os.PathLike, array: np.ndarray) -> Path:
     fits = array.dtype == np.uint8 and array.shape[-1] in (1, 3)
     fits |= array.dtype == np.uint16 and array.shape[-1] == 1 and suffix == ".png"
     if not fits:
-        raise ImageError(f"{path}: {suffix} cannot hold a {array.dtype} image of {array.shape[-1]} band(s); "
-                         f"write .tif or .npy to keep its bit depth and bands")
+        raise ImageError(
+            f"{path}: {suffix} cannot hold a {array.dtype} image of {array.shape[-1]} band(s); "
+            f"write .tif or .npy to keep its bit depth and bands"
+        )
     with atomic_path(path) as temporary:
         options = {"quality": 95} if suffix in (".jpg", ".jpeg") else {}
-        Image.fromarray(plane).save(temporary, format=Image.registered_extensions()[suffix], **options)
+        Image.fromarray(plane).save(
+            temporary, format=Image.registered_extensions()[suffix], **options
+        )
     return path

@@ -1,0 +1,89 @@
+"""The GAN task: the seed's DCGAN G and D trained adversarially (`step.gan_step`)."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxgan.config import Config
+from jaxgan.data.order import sample_latents
+from jaxgan.models import Discriminator, Generator
+from jaxgan.monitor import image_grid
+from jaxgan.state import module_options, param_dtype, sampled_variables
+from jaxgan.tasks.base import Task
+
+
+def discriminator_arch(config: Config) -> dict[str, Any]:
+    return dict(model="discriminator", ndf=config.ndf, nc=config.nc, image_size=config.image_size)
+
+
+def build_discriminator(config: Config) -> Discriminator:
+    return Discriminator(config.ndf, config.nc, config.image_size, **module_options(config))
+
+
+class GanTask(Task):
+    name = "gan"
+    roles = ("generator", "discriminator")
+    sampled = "generator"
+    torch_reference = True
+
+    def build_models(self, config: Config) -> dict[str, Any]:
+        generator = Generator(
+            config.nz, config.ngf, config.nc, config.image_size, **module_options(config)
+        )
+        return {"generator": generator, "discriminator": build_discriminator(config)}
+
+    def example_inputs(self, config: Config, role: str) -> tuple:
+        if role == "generator":
+            return (jnp.zeros((1, config.nz), param_dtype(config)),)
+        return (
+            jnp.zeros((1, config.image_size, config.image_size, config.nc), param_dtype(config)),
+        )
+
+    def arch(self, config: Config, role: str) -> dict[str, Any]:
+        if role == "generator":
+            return dict(
+                model="generator",
+                nz=config.nz,
+                ngf=config.ngf,
+                nc=config.nc,
+                image_size=config.image_size,
+            )
+        return discriminator_arch(config)
+
+    def step(self, config: Config, modules: Any):
+        from jaxgan.tasks.gan.augment import parse_policy
+        from jaxgan.tasks.gan.step import gan_step
+
+        return functools.partial(
+            gan_step, modules, augment=parse_policy(config.augment), loss=config.loss
+        )
+
+    def batch_options(self, config: Config) -> dict[str, Any]:
+        from jaxgan.tasks.gan.augment import augment_size
+
+        return {"nz": config.nz, "augment_size": augment_size(config)}
+
+    def make_sampler(self, config: Config, modules: Any, mesh: Any):
+        """Fixed latents through the (EMA) generator in eval mode."""
+        latents = sample_latents(config.seed, config.num_samples, config.nz).astype(
+            param_dtype(config)
+        )
+        generate = jax.jit(
+            lambda variables: modules["generator"].apply(variables, latents, train=False)
+        )
+        return lambda state: image_grid(
+            np.asarray(jax.device_get(generate(sampled_variables(state, config))), np.float32)
+        )
+
+    def make_evaluator(self, config: Config, modules: Any, mesh: Any):
+        from jaxgan.tasks.gan.evaluate import make_training_evaluator
+
+        return make_training_evaluator(config, modules, mesh)
+
+
+TASK = GanTask()

@@ -1,0 +1,95 @@
+"""The restoration train step: degrade on the device, restore, judge; one pure function, compiled
+once.
+
+The loss is Context Encoders' (Pathak et al. 2016): `lambda_rec` x reconstruction (L1 or L2; for
+inpainting over the missing pixels only, otherwise over the whole image) + `lambda_adv` x
+adversarial, with the discriminator judging the restored image (known pixels pasted back, as it is
+delivered) against the clean one. The order of D's and R's updates is the GAN step's
+(`jaxgan.tasks.adversarial`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from jaxgan.config import Config
+from jaxgan.data.images import to_model_range
+from jaxgan.losses import reconstruction
+from jaxgan.state import Modules, TrainState
+from jaxgan.tasks.adversarial import (
+    adversarial_loss,
+    apply_train,
+    discriminator_update,
+    finish_step,
+)
+from jaxgan.tasks.restore.degradations import Degradation
+
+
+def step_key(state: TrainState) -> jax.Array:
+    """The step's key for on-device randomness: the run's key folded with the step (any device
+    count, resume)."""
+    return jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
+
+
+def compose(restored: jax.Array, damaged: jax.Array, mask: jax.Array) -> jax.Array:
+    """The delivered image: restored pixels where the mask is 1 (missing),
+    the input's where it is 0."""
+    return mask * restored + (1 - mask) * damaged
+
+
+def restore_step(config: Config, modules: Modules, state: TrainState, batch: dict[str, jax.Array]):
+    """One step on `batch` = {"images": uint8 (N, S, S, nc)[, "damaged": uint8 from the host
+    (JPEG)]}."""
+    degradation = Degradation.from_config(config)
+    restorer = state.models["restorer"]
+    dtype = modules["restorer"].dtype
+    clean = to_model_range(batch["images"], dtype)
+    host_damaged = to_model_range(batch["damaged"], dtype) if "damaged" in batch else None
+    damaged, mask = degradation.apply(step_key(state), clean, host_damaged)
+    weight = mask if degradation.is_inpainting else jnp.ones_like(mask)
+
+    def restorer_forward(params):
+        return apply_train(modules["restorer"], restorer, damaged, mask, params=params)
+
+    restored, restorer_vjp, restorer_collections = jax.vjp(
+        restorer_forward, restorer.params, has_aux=True
+    )
+    delivered = compose(restored, damaged, mask)
+    discriminator, metrics = discriminator_update(modules, state, clean, delivered, config.loss)
+
+    def restorer_loss(restored):
+        rec_loss = reconstruction(
+            restored.astype(jnp.float32),
+            clean.astype(jnp.float32),
+            weight,
+            config.reconstruction_loss,
+        )
+        adv_loss, (d_collections, d_g_z2) = adversarial_loss(
+            modules, discriminator, compose(restored, damaged, mask), config.loss
+        )
+        total = state.settings["lambda_rec"] * rec_loss + state.settings["lambda_adv"] * adv_loss
+        return total, (rec_loss, adv_loss, d_collections, d_g_z2)
+
+    (g_loss, (rec_loss, adv_loss, d_collections, d_g_z2)), grad_restored = jax.value_and_grad(
+        restorer_loss, has_aux=True
+    )(restored)
+    (restorer_grads,) = restorer_vjp(grad_restored)
+    discriminator = discriminator.replace(collections=d_collections)
+    metrics.update(g_loss=g_loss, rec_loss=rec_loss, adv_loss=adv_loss, d_g_z2=d_g_z2)
+    return finish_step(
+        modules, state, "restorer", restorer_grads, restorer_collections, discriminator, metrics
+    )
+
+
+def eval_restore_fn(modules: Modules):
+    """jit: (variables, damaged, mask) -> the delivered images, the restorer in eval mode."""
+
+    @jax.jit
+    def run(variables: Any, damaged: jax.Array, mask: jax.Array) -> jax.Array:
+        restored = modules["restorer"].apply(variables, damaged, mask, train=False)
+        return compose(restored, damaged, mask)
+
+    return run
