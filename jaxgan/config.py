@@ -44,11 +44,22 @@ class Config:
     lr: float = 2e-4
     beta1: float = 0.5
     beta2: float = 0.999
+    # Two time-scale updates: each model's own Adam settings; -1 = the shared lr / beta1 / beta2
+    # above. "g" is the trained model (G, or the restorer R), "d" the discriminator.
+    g_lr: float = -1.0
+    d_lr: float = -1.0
+    g_beta1: float = -1.0
+    d_beta1: float = -1.0
+    g_beta2: float = -1.0
+    d_beta2: float = -1.0
+    lr_decay_steps: int = 0  # 0: constant learning rates; N: linear decay to 0 at step N
     seed: int = 0
     data_seed: int = -1  # -1: the same as seed
     ema_decay: float = 0.0  # 0 = no EMA of the generator
     augment: str = ""  # DiffAugment of D's inputs: "" or a subset of "color,translation,cutout"
     loss: str = "bce"  # the adversarial loss, by name (`jaxgan.losses.ADVERSARIAL`)
+    r1_gamma: float = 0.0  # R1 penalty gamma / 2 * E|grad_x D(x)|^2 on real images; 0 = off
+    r1_every: int = 1  # lazy R1: every k-th step, weighted k (StyleGAN2)
     dtype: str = (
         "float32"  # float32, bfloat16 (compute; float32 parameters) or float64 (verification)
     )
@@ -147,7 +158,16 @@ def check(config: Config) -> Config:
             parse_policy(config.augment)
         except ValueError as error:
             raise ConfigError(f"config field 'augment': {error}") from None
+    for name in ("g_lr", "d_lr", "g_beta1", "d_beta1", "g_beta2", "d_beta2"):
+        if getattr(config, name) < 0 and getattr(config, name) != -1:
+            raise ConfigError(
+                f"config field {name!r} must be -1 (the shared value) or at least 0, "
+                f"got {getattr(config, name)}"
+            )
+    if config.r1_gamma < 0 or config.lr_decay_steps < 0:
+        raise ConfigError("config fields 'r1_gamma' and 'lr_decay_steps' must be at least 0")
     for name in (
+        "r1_every",
         "batch_size",
         "nz",
         "ngf",

@@ -48,8 +48,7 @@ def bce_with_logits(logits: jax.Array, target: float) -> jax.Array:
 
 def bce_discriminator(real: jax.Array, fake: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
     """The seed's D loss: BCE of real logits with label 1 plus fake logits with label 0."""
-    loss_real, loss_fake = bce_with_logits(real, 1), bce_with_logits(fake, 0)
-    return loss_real + loss_fake, {"d_loss_real": loss_real, "d_loss_fake": loss_fake}
+    return parts(bce_with_logits(real, 1), bce_with_logits(fake, 0))
 
 
 def bce_generator(fake: jax.Array) -> jax.Array:
@@ -57,7 +56,41 @@ def bce_generator(fake: jax.Array) -> jax.Array:
     return bce_with_logits(fake, 1)
 
 
-ADVERSARIAL = {"bce": AdversarialLoss(bce_discriminator, bce_generator)}
+def parts(real: jax.Array, fake: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """D's loss as the sum of its real and fake terms, both logged."""
+    return real + fake, {"d_loss_real": real, "d_loss_fake": fake}
+
+
+def hinge_discriminator(real: jax.Array, fake: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """Hinge loss (Lim & Ye 2017; Miyato et al. 2018): mean relu(1 - D(x)) + mean
+    relu(1 + D(G(z))); G's loss is -mean D(G(z))."""
+    return parts(jnp.mean(jax.nn.relu(1 - real)), jnp.mean(jax.nn.relu(1 + fake)))
+
+
+def least_squares_discriminator(
+    real: jax.Array, fake: jax.Array
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """Least squares (Mao et al. 2017, labels 0 and 1): mean (D(x) - 1)^2 / 2 + mean D(G(z))^2 / 2;
+    G's loss is mean (D(G(z)) - 1)^2 / 2."""
+    return parts(jnp.mean(jnp.square(real - 1)) / 2, jnp.mean(jnp.square(fake)) / 2)
+
+
+def wasserstein_discriminator(
+    real: jax.Array, fake: jax.Array
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """Wasserstein critic (Arjovsky et al. 2017): mean D(G(z)) - mean D(x); pair it with a gradient
+    or R1 penalty to keep the critic Lipschitz."""
+    return parts(-jnp.mean(real), jnp.mean(fake))
+
+
+ADVERSARIAL = {
+    "bce": AdversarialLoss(bce_discriminator, bce_generator),
+    "hinge": AdversarialLoss(hinge_discriminator, lambda fake: -jnp.mean(fake)),
+    "least_squares": AdversarialLoss(
+        least_squares_discriminator, lambda fake: jnp.mean(jnp.square(fake - 1)) / 2
+    ),
+    "wasserstein": AdversarialLoss(wasserstein_discriminator, lambda fake: -jnp.mean(fake)),
+}
 
 
 def reconstruction(

@@ -22,6 +22,8 @@ from jaxgan.config import Config
 
 ADAM_EPS = 1e-8  # PyTorch's default, added after the square root as PyTorch does
 SETTINGS = ("ema_decay", "lambda_rec", "lambda_adv")  # config values kept as traced arrays
+# Each model's own Adam settings ("g": the trained model, "d": the discriminator); -1 = shared.
+ADAM_FIELDS = ("g_lr", "d_lr", "g_beta1", "d_beta1", "g_beta2", "d_beta2")
 
 
 @struct.dataclass
@@ -92,16 +94,29 @@ def make_modules(config: Config) -> Modules:
     return Modules(get_task(config.task).build_models(config), make_optimizer())
 
 
-def _adam_state(modules: Modules, params: Any, config: Config, dtype: Any) -> Any:
-    opt_state = modules.optimizer.init(params)
-    hyperparams = {
-        "learning_rate": config.lr,
-        "b1": config.beta1,
-        "b2": config.beta2,
-        "eps": ADAM_EPS,
+def _own_or_shared(own: Any, shared: Any, dtype: Any) -> jax.Array:
+    """`own` unless it is -1, then `shared`; Python values or traced arrays (sweeps)."""
+    if isinstance(own, (int, float)):
+        return jnp.asarray(shared if own < 0 else own, dtype)
+    own, shared = jnp.asarray(own, dtype), jnp.asarray(shared, dtype)
+    return jnp.where(own < 0, shared, own)
+
+
+def adam_settings(config: Config, role: str, dtype: Any) -> dict[str, jax.Array]:
+    """The learning rate and betas of `role`'s Adam: its own config fields (d_* for the
+    discriminator, g_* for the trained model) or, where they are -1, the shared lr and betas."""
+    prefix = "d_" if role == "discriminator" else "g_"
+    return {
+        name: _own_or_shared(getattr(config, prefix + field), getattr(config, field), dtype)
+        for name, field in (("learning_rate", "lr"), ("b1", "beta1"), ("b2", "beta2"))
     }
+
+
+def _adam_state(modules: Modules, params: Any, config: Config, dtype: Any, role: str) -> Any:
+    opt_state = modules.optimizer.init(params)
+    hyperparams = {**adam_settings(config, role, dtype), "eps": jnp.asarray(ADAM_EPS, dtype)}
     for name, value in hyperparams.items():
-        opt_state.hyperparams[name] = jnp.asarray(value, dtype)
+        opt_state.hyperparams[name] = value
     return opt_state
 
 
@@ -124,7 +139,7 @@ def init_state(config: Config, modules: Modules) -> TrainState:
         )
         params = variables.pop("params")
         models[role] = ModelState(
-            params, dict(variables), _adam_state(modules, params, config, dtype)
+            params, dict(variables), _adam_state(modules, params, config, dtype, role)
         )
     settings = {name: jnp.asarray(getattr(config, name), dtype) for name in SETTINGS}
     return TrainState(

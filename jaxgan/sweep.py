@@ -29,10 +29,13 @@ from jax.sharding import Mesh
 from jaxgan import config as config_lib
 from jaxgan import sharding
 from jaxgan.config import Config, ConfigError
-from jaxgan.state import Modules, TrainState, init_state, param_dtype
+from jaxgan.state import ADAM_FIELDS, Modules, TrainState, init_state, param_dtype
 from jaxgan.tasks import TASK_MODULES, get_task
 
-SWEEPABLE = ("seed", "data_seed", "lr", "beta1", "beta2", "ema_decay", "lambda_rec", "lambda_adv")
+SWEEPABLE = (
+    *("seed", "data_seed", "lr", "beta1", "beta2", "ema_decay", "lambda_rec", "lambda_adv"),
+    *ADAM_FIELDS,
+)
 SHAPE_FIELDS = ("image_size", "nc", "nz", "ngf", "ndf", "restorer_width", "batch_size")
 DATA_FIELDS = ("data", "data_split")
 INIT_FIELDS = (
@@ -43,6 +46,7 @@ INIT_FIELDS = (
     "ema_decay",
     "lambda_rec",
     "lambda_adv",
+    *ADAM_FIELDS,
 )  # what init_state reads
 MODES = ("auto", "vmap", "unrolled")
 MAX_SEED = 2**31 - 1  # seeds travel as int32 arrays into the one compiled init

@@ -51,9 +51,26 @@ BEFORE_UPDATE = (
 FLOAT64_TOLERANCE = 1e-8
 
 
-def make_config(dtype: str, augment: str = "") -> config_lib.Config:
+# The seed's recipe, DiffAugment, and the GAN toolkit's losses, penalties and optimiser settings.
+VARIANTS = {
+    "plain": {},
+    "diffaugment": {"augment": "color,translation,cutout"},
+    "hinge_ttur_decay": {
+        "loss": "hinge",
+        "g_lr": 1e-4,
+        "d_lr": 4e-4,
+        "g_beta1": 0.0,
+        "d_beta2": 0.9,
+        "lr_decay_steps": 30,
+    },
+    "least_squares_lazy_r1": {"loss": "least_squares", "r1_gamma": 1.0, "r1_every": 2},
+    "wasserstein_r1": {"loss": "wasserstein", "r1_gamma": 10.0},
+}
+
+
+def make_config(dtype: str, **changes) -> config_lib.Config:
     return config_lib.load(
-        "dcgan32", {k: str(v) for k, v in {**OVERRIDES, "dtype": dtype, "augment": augment}.items()}
+        "dcgan32", {k: str(v) for k, v in {**OVERRIDES, "dtype": dtype, **changes}.items()}
     )
 
 
@@ -159,12 +176,10 @@ def assert_same_training_state(reference: dict, other: dict, tolerance: float) -
     assert not worst, f"tensors beyond {tolerance}: {worst}"
 
 
-@pytest.fixture(
-    scope="module", params=["", "color,translation,cutout"], ids=["plain", "diffaugment"]
-)
+@pytest.fixture(scope="module", params=list(VARIANTS))
 def float64_runs(request):
     with jax.enable_x64(True):
-        config = make_config("float64", request.param)
+        config = make_config("float64", **VARIANTS[request.param])
         start, state = start_from_torch(config)
         step = compiled_step(config)
         batches = make_batches(config, STEPS)
@@ -175,6 +190,7 @@ def float64_runs(request):
         jax_final = convert_state.state_to_torch(config, state)
     torch_final, torch_metrics = run_torch(config, start, batches)
     return dict(
+        config=config,
         start=start,
         jax_final=jax_final,
         jax_metrics=jax_metrics,
@@ -188,8 +204,10 @@ def test_float64_losses_agree_at_every_step(float64_runs):
         zip(float64_runs["jax_metrics"], float64_runs["torch_metrics"])
     ):
         assert jax_values["finite"] == 1.0
-        for name in METRICS:
-            difference = abs(jax_values[name] - torch_values[name]) / abs(torch_values[name])
+        assert ("d_r1" in jax_values) == ("d_r1" in torch_values)
+        for name in METRICS + (("d_r1",) if "d_r1" in torch_values else ()):
+            scale = max(abs(torch_values[name]), np.finfo(np.float64).tiny)  # lazy R1 is 0
+            difference = abs(jax_values[name] - torch_values[name]) / scale
             assert difference <= FLOAT64_TOLERANCE, (
                 step,
                 name,
@@ -212,6 +230,23 @@ def test_float64_final_weights_statistics_and_adam_moments_agree(float64_runs):
         assert counts and set(counts.values()) == {per_step * STEPS}, (name, counts)
         for state in torch_final[f"{name}_optimizer"]["state"].values():
             assert float(state["step"]) == STEPS
+
+
+def test_float64_variants_train_with_their_own_settings(float64_runs):
+    """Each model's Adam keeps its own lr and betas (the base lr, not the decayed one), and lazy R1
+    acts on every r1_every-th step only."""
+    config, final = float64_runs["config"], float64_runs["torch_final"]
+    for name, prefix in (("generator", "g_"), ("discriminator", "d_")):
+        group = final[f"{name}_optimizer"]["param_groups"][0]
+        own = [getattr(config, prefix + field) for field in ("lr", "beta1", "beta2")]
+        shared = [config.lr, config.beta1, config.beta2]
+        expected = [s if o < 0 else o for o, s in zip(own, shared)]
+        assert [group["lr"], *group["betas"]] == expected
+    penalties = [metrics.get("d_r1") for metrics in float64_runs["jax_metrics"]]
+    if config.r1_gamma:
+        assert all((p > 0) == (step % config.r1_every == 0) for step, p in enumerate(penalties))
+    else:
+        assert set(penalties) == {None}
 
 
 def test_float64_run_moves_the_weights_far_beyond_the_tolerance(float64_runs):

@@ -43,7 +43,7 @@ from jaxgan.tasks.gan import TASK as GAN
 from jaxgan.tasks.gan.augment import augment_size, parse_policy
 from jaxgan.trainer import NonFiniteError, log_line
 from torch_ref.augment import diff_augment
-from torch_ref.losses import ADVERSARIAL
+from torch_ref.losses import ADVERSARIAL, logits
 from torch_ref.models import Discriminator, Generator, weights_init
 
 
@@ -94,14 +94,38 @@ def new_run(config: config_lib.Config, device: str | torch.device = "cpu") -> Ru
     generator, discriminator = generator.to(device, dtype), discriminator.to(device, dtype)
     ema_generator = copy.deepcopy(generator).requires_grad_(False).eval()
 
-    def adam(model: nn.Module) -> torch.optim.Adam:
-        return torch.optim.Adam(
-            model.parameters(), lr=config.lr, betas=(config.beta1, config.beta2), eps=ADAM_EPS
+    def adam(model: nn.Module, prefix: str) -> torch.optim.Adam:
+        """Adam with the model's own settings (g_* or d_*), the shared ones where those are -1."""
+        lr, beta1, beta2 = (
+            getattr(config, field)
+            if getattr(config, prefix + field) < 0
+            else getattr(config, prefix + field)
+            for field in ("lr", "beta1", "beta2")
         )
+        return torch.optim.Adam(model.parameters(), lr=lr, betas=(beta1, beta2), eps=ADAM_EPS)
 
     return Run(
-        config, generator, discriminator, ema_generator, adam(generator), adam(discriminator)
+        config,
+        generator,
+        discriminator,
+        ema_generator,
+        adam(generator, "g_"),
+        adam(discriminator, "d_"),
     )
+
+
+def decayed_step(run: Run, optimizer: torch.optim.Adam) -> None:
+    """optimizer.step() at lr * max(0, 1 - step / lr_decay_steps) when the config decays the
+    learning rate; the group keeps lr itself (as jaxgan's state does)."""
+    decay_steps = run.config.lr_decay_steps
+    if not decay_steps:
+        optimizer.step()
+        return
+    group = optimizer.param_groups[0]
+    base = group["lr"]
+    group["lr"] = base * max(0.0, 1 - run.step / decay_steps)
+    optimizer.step()
+    group["lr"] = base
 
 
 def to_model_range(images: np.ndarray, run: Run) -> torch.Tensor:
@@ -119,8 +143,8 @@ def train_step(
     # The seed's BCELoss on D's Sigmoid: where D saturates (|logit| > 27, or sigmoid rounds to 0 or
     # 1) its values and gradients part from jaxgan's loss on logits, as
     # `jaxgan.losses.bce_with_logits` details.
-    generator, discriminator = run.generator, run.discriminator
-    loss = ADVERSARIAL[run.config.loss]
+    generator, discriminator, config = run.generator, run.discriminator, run.config
+    loss = ADVERSARIAL[config.loss]
     operations = parse_policy(run.config.augment)
     draws = None if augment is None else torch.from_numpy(np.asarray(augment)).to(run.device)
 
@@ -132,25 +156,40 @@ def train_step(
         torch.from_numpy(np.asarray(latents)).to(run.device, run.dtype).view(len(latents), -1, 1, 1)
     )
 
+    def judge(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """D on `images`: (its logits, what the loss takes, the Sigmoid outputs), all (N,)."""
+        scores = logits(discriminator, images)
+        probabilities = discriminator.main[-1](scores)  # the seed's last layer, its Sigmoid
+        return scores, scores if loss.on_logits else probabilities, probabilities
+
     # (1) Update D: maximise log(D(x)) + log(1 - D(G(z))).
     discriminator.zero_grad()
-    output = discriminator(augmented(real, 0)).view(-1)  # (N,)
+    shown_real = augmented(real, 0)
+    r1_now = config.r1_gamma > 0 and run.step % config.r1_every == 0
+    if r1_now:
+        shown_real = shown_real.detach().requires_grad_(True)
+    scores, output, probabilities = judge(shown_real)
     d_loss_real = loss.real(output)
-    d_loss_real.backward()
-    d_x = output.mean()
+    if r1_now:  # R1 on D's logits of the real batch, lazily weighted by r1_every
+        (grad,) = torch.autograd.grad(scores.sum(), shown_real, create_graph=True)
+        r1 = config.r1_gamma / 2 * grad.square().sum(dim=(1, 2, 3)).mean() * config.r1_every
+        (d_loss_real + r1).backward()
+    else:
+        d_loss_real.backward()
+    d_x = probabilities.mean()
     fake = generator(noise)  # (N, nc, S, S)
-    output = discriminator(augmented(fake.detach(), 1)).view(-1)
+    _, output, probabilities = judge(augmented(fake.detach(), 1))
     d_loss_fake = loss.fake(output)
     d_loss_fake.backward()
-    d_g_z1 = output.mean()
-    run.discriminator_optimizer.step()
+    d_g_z1 = probabilities.mean()
+    decayed_step(run, run.discriminator_optimizer)
 
     # (2) Update G: maximise log(D(G(z))), through the updated D.
     generator.zero_grad()
-    output = discriminator(augmented(fake, 2)).view(-1)
+    _, output, probabilities = judge(augmented(fake, 2))
     g_loss = loss.generator(output)
     g_loss.backward()
-    run.generator_optimizer.step()
+    decayed_step(run, run.generator_optimizer)
     update_ema(run)
     run.step += 1
     metrics = {
@@ -160,8 +199,10 @@ def train_step(
         "d_loss_fake": d_loss_fake,
         "d_x": d_x,
         "d_g_z1": d_g_z1,
-        "d_g_z2": output.mean(),
+        "d_g_z2": probabilities.mean(),
     }
+    if config.r1_gamma > 0:
+        metrics["d_r1"] = r1 if r1_now else torch.zeros((), dtype=run.dtype)
     return {name: value.detach() for name, value in metrics.items()}
 
 

@@ -10,7 +10,7 @@ BatchNorm statistics) are over the global batch.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -20,6 +20,22 @@ from jaxgan.losses import ADVERSARIAL
 from jaxgan.state import ModelState, Modules, TrainState
 
 MUTABLE = ("batch_stats",)  # the collections a train-mode apply updates
+
+
+class Options(NamedTuple):
+    """The adversarial settings compiled into a step (the seed's by default)."""
+
+    loss: str = "bce"  # `jaxgan.losses.ADVERSARIAL`
+    r1_gamma: float = 0.0  # R1 penalty on real images; 0 = off
+    r1_every: int = 1  # lazy R1 every k steps, weighted k
+    lr_decay_steps: int = 0  # linear decay of both learning rates to 0 at this step; 0 = constant
+
+    @classmethod
+    def from_config(cls, config: Any) -> Options:
+        return cls(config.loss, config.r1_gamma, config.r1_every, config.lr_decay_steps)
+
+
+SEED_OPTIONS = Options()
 
 
 def all_finite(tree: Any) -> jax.Array:
@@ -47,41 +63,87 @@ def apply_train(
 
 
 def adam_update(
-    model: ModelState, grads: Any, optimizer: optax.GradientTransformation
+    model: ModelState,
+    grads: Any,
+    optimizer: optax.GradientTransformation,
+    step: jax.Array,
+    decay_steps: int = 0,
 ) -> tuple[Any, Any]:
-    updates, opt_state = optimizer.update(grads, model.opt_state, model.params)
+    """One Adam step; with `decay_steps`, at learning rate lr * max(0, 1 - step / decay_steps) (the
+    state keeps lr itself, as PyTorch's scheduler keeps its base)."""
+    opt_state = model.opt_state
+    if decay_steps:
+        base = opt_state.hyperparams["learning_rate"]
+        factor = jnp.maximum(0, 1 - step.astype(base.dtype) / decay_steps)
+        opt_state = opt_state._replace(
+            hyperparams={**opt_state.hyperparams, "learning_rate": base * factor}
+        )
+    updates, opt_state = optimizer.update(grads, opt_state, model.params)
+    if decay_steps:
+        opt_state = opt_state._replace(hyperparams={**opt_state.hyperparams, "learning_rate": base})
     return optax.apply_updates(model.params, updates), opt_state
 
 
+def r1_penalty(
+    input_vjp: Any, logits: jax.Array, step: jax.Array, gamma: float, every: int
+) -> jax.Array:
+    """gamma / 2 * mean over the batch of |grad_x sum D(x)|^2 (Mescheder et al. 2018), through D's
+    saved input vjp; lazily (every > 1) only at steps that are multiples of `every`, weighted by
+    it."""
+
+    def penalty():
+        (grad,) = input_vjp(jnp.ones_like(logits))
+        squares = jnp.sum(jnp.square(grad), axis=tuple(range(1, grad.ndim)))
+        return gamma / 2 * jnp.mean(squares) * every
+
+    if every == 1:
+        return penalty()
+    zero = jnp.zeros((), logits.dtype)
+    return jax.lax.cond(step % every == 0, penalty, lambda: zero)
+
+
 def discriminator_update(
-    modules: Modules, state: TrainState, real: jax.Array, fake: jax.Array, loss: str
+    modules: Modules,
+    state: TrainState,
+    real: jax.Array,
+    fake: jax.Array,
+    options: Options = SEED_OPTIONS,
 ) -> tuple[ModelState, dict[str, jax.Array]]:
-    """D on the real batch, then on the detached fake batch; the table's D loss; one Adam step.
-    `real` and `fake` are D's inputs as they are to be seen (augmented already, when the run
-    augments)."""
+    """D on the real batch, then on the detached fake batch; the table's D loss (plus R1 on the
+    real batch when asked); one Adam step. `real` and `fake` are D's inputs as they are to be seen
+    (augmented already, when the run augments). `d_loss` is the adversarial loss alone."""
     discriminator = state.models["discriminator"]
     fake = jax.lax.stop_gradient(fake)
 
     def loss_fn(params):
-        logits_real, collections = apply_train(
-            modules["discriminator"], discriminator, real, params=params
-        )
+        def judge_real(images):
+            return apply_train(modules["discriminator"], discriminator, images, params=params)
+
+        if options.r1_gamma:
+            logits_real, input_vjp, collections = jax.vjp(judge_real, real, has_aux=True)
+        else:
+            logits_real, collections = judge_real(real)
         logits_fake, collections = apply_train(
             modules["discriminator"], discriminator, fake, params=params, collections=collections
         )
-        total, metrics = ADVERSARIAL[loss].discriminator(logits_real, logits_fake)
+        adversarial, metrics = ADVERSARIAL[options.loss].discriminator(logits_real, logits_fake)
         metrics = {
             **metrics,
+            "d_loss": adversarial,
             "d_x": jnp.mean(jax.nn.sigmoid(logits_real)),
             "d_g_z1": jnp.mean(jax.nn.sigmoid(logits_fake)),
         }
-        return total, (collections, metrics)
+        if not options.r1_gamma:
+            return adversarial, (collections, metrics)
+        r1 = r1_penalty(input_vjp, logits_real, state.step, options.r1_gamma, options.r1_every)
+        return adversarial + r1, (collections, {**metrics, "d_r1": r1})
 
-    (total, (collections, metrics)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+    (_, (collections, metrics)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
         discriminator.params
     )
-    params, opt_state = adam_update(discriminator, grads, modules.optimizer)
-    metrics["d_loss"] = total
+    params, opt_state = adam_update(
+        discriminator, grads, modules.optimizer, state.step, options.lr_decay_steps
+    )
     return ModelState(params, collections, opt_state), metrics
 
 
@@ -109,11 +171,12 @@ def finish_step(
     collections: dict[str, Any],
     discriminator: ModelState,
     metrics: dict[str, jax.Array],
+    decay_steps: int = 0,
 ) -> tuple[TrainState, dict]:
     """Adam step of the trained model `role` (G or R), EMA update, step count and the finiteness
     flag."""
     model = state.models[role]
-    params, opt_state = adam_update(model, grads, modules.optimizer)
+    params, opt_state = adam_update(model, grads, modules.optimizer, state.step, decay_steps)
     decay = ema_decay(state.settings["ema_decay"], state.step)
     ema = jax.tree.map(lambda e, p: decay * e + (1 - decay) * p, state.ema_params, params)
     models = {role: ModelState(params, collections, opt_state), "discriminator": discriminator}

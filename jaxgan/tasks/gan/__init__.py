@@ -56,11 +56,15 @@ class GanTask(Task):
         return discriminator_arch(config)
 
     def step(self, config: Config, modules: Any):
+        from jaxgan.tasks.adversarial import Options
         from jaxgan.tasks.gan.augment import parse_policy
         from jaxgan.tasks.gan.step import gan_step
 
         return functools.partial(
-            gan_step, modules, augment=parse_policy(config.augment), loss=config.loss
+            gan_step,
+            modules,
+            augment=parse_policy(config.augment),
+            options=Options.from_config(config),
         )
 
     def batch_options(self, config: Config) -> dict[str, Any]:

@@ -11,6 +11,8 @@ import jax
 from jaxgan.data.images import to_model_range
 from jaxgan.state import Modules, TrainState
 from jaxgan.tasks.adversarial import (
+    SEED_OPTIONS,
+    Options,
     adversarial_loss,
     apply_train,
     discriminator_update,
@@ -24,14 +26,14 @@ def gan_step(
     state: TrainState,
     batch: dict[str, jax.Array],
     augment: tuple[str, ...] = (),
-    loss: str = "bce",
+    options: Options = SEED_OPTIONS,
 ) -> tuple[TrainState, dict]:
     """One DCGAN step on `batch` = {"images": (N, S, S, nc) uint8, "latents": (N, nz)[, "augment"]}.
 
     With `augment` operations (DiffAugment), D sees real and fake images augmented with the batch's
     draws `augment` (N, USES, NUM_DRAWS): one draw for the real batch, one for the fake batch of D's
-    update and one for G's (the augmentation is differentiable, so G learns through it). `loss`
-    names the adversarial loss (`jaxgan.losses.ADVERSARIAL`).
+    update and one for G's (the augmentation is differentiable, so G learns through it). `options`
+    name the adversarial loss (`jaxgan.losses.ADVERSARIAL`), R1 and the learning-rate decay.
     """
     generator = state.models["generator"]
     dtype = modules["generator"].dtype
@@ -48,10 +50,10 @@ def gan_step(
         generator_forward, generator.params, has_aux=True
     )
     discriminator, metrics = discriminator_update(
-        modules, state, augmented(real, 0), augmented(fake, 1), loss
+        modules, state, augmented(real, 0), augmented(fake, 1), options
     )
     grad_fn = jax.value_and_grad(
-        lambda images: adversarial_loss(modules, discriminator, augmented(images, 2), loss),
+        lambda images: adversarial_loss(modules, discriminator, augmented(images, 2), options.loss),
         has_aux=True,
     )
     (g_loss, (d_collections, d_g_z2)), grad_fake = grad_fn(fake)
@@ -59,5 +61,12 @@ def gan_step(
     discriminator = discriminator.replace(collections=d_collections)
     metrics.update(g_loss=g_loss, d_g_z2=d_g_z2)
     return finish_step(
-        modules, state, "generator", generator_grads, generator_collections, discriminator, metrics
+        modules,
+        state,
+        "generator",
+        generator_grads,
+        generator_collections,
+        discriminator,
+        metrics,
+        options.lr_decay_steps,
     )

@@ -20,6 +20,7 @@ from jaxgan.data.images import to_model_range
 from jaxgan.losses import reconstruction
 from jaxgan.state import Modules, TrainState
 from jaxgan.tasks.adversarial import (
+    Options,
     adversarial_loss,
     apply_train,
     discriminator_update,
@@ -43,7 +44,7 @@ def compose(restored: jax.Array, damaged: jax.Array, mask: jax.Array) -> jax.Arr
 def restore_step(config: Config, modules: Modules, state: TrainState, batch: dict[str, jax.Array]):
     """One step on `batch` = {"images": uint8 (N, S, S, nc)[, "damaged": uint8 from the host
     (JPEG)]}."""
-    degradation = Degradation.from_config(config)
+    degradation, options = Degradation.from_config(config), Options.from_config(config)
     restorer = state.models["restorer"]
     dtype = modules["restorer"].dtype
     clean = to_model_range(batch["images"], dtype)
@@ -58,7 +59,7 @@ def restore_step(config: Config, modules: Modules, state: TrainState, batch: dic
         restorer_forward, restorer.params, has_aux=True
     )
     delivered = compose(restored, damaged, mask)
-    discriminator, metrics = discriminator_update(modules, state, clean, delivered, config.loss)
+    discriminator, metrics = discriminator_update(modules, state, clean, delivered, options)
 
     def restorer_loss(restored):
         rec_loss = reconstruction(
@@ -68,7 +69,7 @@ def restore_step(config: Config, modules: Modules, state: TrainState, batch: dic
             config.reconstruction_loss,
         )
         adv_loss, (d_collections, d_g_z2) = adversarial_loss(
-            modules, discriminator, compose(restored, damaged, mask), config.loss
+            modules, discriminator, compose(restored, damaged, mask), options.loss
         )
         total = state.settings["lambda_rec"] * rec_loss + state.settings["lambda_adv"] * adv_loss
         return total, (rec_loss, adv_loss, d_collections, d_g_z2)
@@ -80,7 +81,14 @@ def restore_step(config: Config, modules: Modules, state: TrainState, batch: dic
     discriminator = discriminator.replace(collections=d_collections)
     metrics.update(g_loss=g_loss, rec_loss=rec_loss, adv_loss=adv_loss, d_g_z2=d_g_z2)
     return finish_step(
-        modules, state, "restorer", restorer_grads, restorer_collections, discriminator, metrics
+        modules,
+        state,
+        "restorer",
+        restorer_grads,
+        restorer_collections,
+        discriminator,
+        metrics,
+        options.lr_decay_steps,
     )
 
 
