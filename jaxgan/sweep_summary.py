@@ -36,12 +36,25 @@ EVALUATIONS = (
     "eval/digits_kid",
     "eval/digits_is",
     "eval/modes",
+    "eval/digits_precision",
+    "eval/digits_recall",
+    "eval/digits_coverage",
     "eval/psnr",
     "eval/ssim",
     "eval/psnr_hole",
 )
 HIGHER_IS_BETTER = frozenset(
-    {"eval/is", "eval/digits_is", "eval/modes", "eval/psnr", "eval/ssim", "eval/psnr_hole"}
+    {
+        "eval/is",
+        "eval/digits_is",
+        "eval/modes",
+        "eval/digits_precision",
+        "eval/digits_recall",
+        "eval/digits_coverage",
+        "eval/psnr",
+        "eval/ssim",
+        "eval/psnr_hole",
+    }
 )
 DEFAULT_ORDER = (
     "eval/ref_fid",
@@ -105,9 +118,24 @@ def run_row(
         "name": name,
         "settings": dict(settings),
         "status": status,
+        "collapsed": collapsed(values),
         "step": step,
         "metrics": {k: v for k, v in values.items() if not k.startswith("speed/")},
     }
+
+
+COLLAPSE_MODES, COLLAPSE_SHARE = 8, 0.5
+
+
+def collapsed(values: dict[str, float]) -> str | None:
+    """Why a run's last evaluation counts as collapsed (fewer than 8 of the 10 digits drawn, or one
+    digit over half the images), or None."""
+    reasons = []
+    if values.get("eval/modes", 10) < COLLAPSE_MODES:
+        reasons.append(f"{int(values['eval/modes'])}/10 digits")
+    if values.get("eval/max_digit_share", 0) > COLLAPSE_SHARE:
+        reasons.append(f"one digit is {values['eval/max_digit_share']:.0%} of the images")
+    return ", ".join(reasons) or None
 
 
 def rank(rows: list[dict[str, Any]], sort_by: str | None) -> dict[str, Any]:
@@ -155,7 +183,7 @@ def markdown(summary: dict[str, Any], title: str) -> str:
             str(row["rank"]),
             row["name"],
             *(_show(row["settings"].get(f, "")) for f in swept),
-            row["status"],
+            row["status"] + (f" (collapsed: {row['collapsed']})" if row.get("collapsed") else ""),
             str(row["step"]),
             *(_show(row["metrics"].get(c, ""), c) for c in columns),
         ]

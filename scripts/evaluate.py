@@ -29,8 +29,14 @@ def main(argv: list[str] | None = None) -> int:
     gan.add_argument(
         "--metric",
         action="append",
-        choices=("fid", "kid", "is", "digits-fid", "digits-kid", "digits-is", "modes"),
-        help="repeat for several metrics; digits-* and modes compare with the built-in digits",
+        choices=(
+            *("fid", "kid", "is", "prdc", "digits-fid", "digits-kid", "digits-is", "modes"),
+            *("digits-prdc", "digits-memorisation"),
+        ),
+        help="repeat for several metrics; digits-* and modes compare with the built-in digits; "
+        "prdc: precision and recall (k = 3), density and coverage (k = 5); digits-memorisation: "
+        "median distance of generated digits to their nearest training digit over that of "
+        "held-out digits (well below 1: copies)",
     )
     gan.add_argument("--num", type=int, default=10_000, help="images to generate")
     gan.add_argument(
@@ -43,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     gan.add_argument(
         "--save-stats",
         help="write the Inception statistics of --data to this .npz and stop "
-        "(with --metric kid also the features)",
+        "(with --metric kid or prdc also the features)",
     )
     gan.add_argument(
         "--inception-weights",

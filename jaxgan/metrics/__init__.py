@@ -1,5 +1,6 @@
 """Image-quality metrics: FID, KID and Inception Score as pytorch-fid and OpenAI compute them, the
-download-free digits metrics, and PSNR/SSIM (`jaxgan.metrics.image`).
+download-free digits metrics, precision/recall/density/coverage, and PSNR/SSIM
+(`jaxgan.metrics.image`).
 
 Names load on first use, so importing one submodule does not build the others.
 """
@@ -20,8 +21,10 @@ _EXPORTS = {
     "digits_metrics": "digits",
     "class_histogram": "digits",
     "modes_covered": "digits",
-    "evaluate_gan": "report",
-    "make_training_evaluator": "training",
+    "evaluate_gan": "jaxgan.tasks.gan.benchmark",
+    "make_training_evaluator": "jaxgan.tasks.gan.evaluate",
+    "precision_recall_density_coverage": "prdc",
+    "memorisation": "prdc",
     "psnr": "image",
     "ssim": "image",
 }
@@ -33,5 +36,8 @@ def __getattr__(name: str):
     if name in _EXPORTS:
         import importlib
 
-        return getattr(importlib.import_module(f"jaxgan.metrics.{_EXPORTS[name]}"), name)
+        module = _EXPORTS[name]
+        return getattr(
+            importlib.import_module(module if "." in module else f"jaxgan.metrics.{module}"), name
+        )
     raise AttributeError(f"module 'jaxgan.metrics' has no attribute {name!r}")

@@ -153,10 +153,11 @@ def digits_metrics(
     logits: np.ndarray,
     reference: np.ndarray,
     seed: int = 0,
-    names: tuple[str, ...] = ("digits-fid", "digits-kid", "digits-is", "modes"),
+    names: tuple[str, ...] = ("digits-fid", "digits-kid", "digits-is", "modes", "digits-prdc"),
 ) -> dict[str, Any]:
     """digits-FID/KID against `reference` features, digits-IS and mode coverage of generated
-    images."""
+    images; "digits-prdc": precision and recall (k = 3), density and coverage (k = 5) on the
+    classifier's features."""
     from jaxgan.metrics.fid import frechet_distance, statistics_of
     from jaxgan.metrics.inception_score import inception_score
     from jaxgan.metrics.kid import kernel_inception_distance
@@ -176,4 +177,9 @@ def digits_metrics(
         histogram = class_histogram(logits)
         results["modes"] = modes_covered(histogram)
         results["digit-frequencies"] = [round(float(f), 4) for f in histogram]
+    if "digits-prdc" in names:
+        from jaxgan.metrics.prdc import with_papers_k
+
+        found = with_papers_k(reference, features)
+        results.update({f"digits-{name}": value for name, value in found.items()})
     return results

@@ -25,8 +25,16 @@ from jaxgan.metrics.inception import FEATURES as INCEPTION_FEATURES
 from jaxgan.metrics.inception_score import InceptionScore
 from jaxgan.metrics.kid import kernel_inception_distance
 
-INCEPTION_METRICS = ("fid", "kid", "is")
-DIGITS_METRICS = ("digits-fid", "digits-kid", "digits-is", "modes")
+INCEPTION_METRICS = ("fid", "kid", "is", "prdc")
+FEATURE_METRICS = {"kid", "prdc"}  # need the reference's features, not only its statistics
+DIGITS_METRICS = (
+    "digits-fid",
+    "digits-kid",
+    "digits-is",
+    "modes",
+    "digits-prdc",
+    "digits-memorisation",
+)
 BUILT_IN_SIZE = 64  # built-in --data without a checkpoint (for --save-stats)
 
 
@@ -68,9 +76,9 @@ def evaluate_gan(
         raise ValueError(
             "--checkpoint (a training workdir or a generator folder) is needed, unless --save-stats"
         )
-    if ("fid" in metrics or "kid" in metrics) and not (ref or data):
+    if {"fid", *FEATURE_METRICS} & set(metrics) and not (ref or data):
         raise ValueError(
-            "fid and kid compare with reference images: give --ref STATS.npz or --data DIR"
+            "fid, kid and prdc compare with reference images: give --ref STATS.npz or --data DIR"
         )
 
     from jaxgan.data.order import sample_latents
@@ -80,15 +88,15 @@ def evaluate_gan(
     info = run_info.read_run_info(checkpoint) if run_info.is_workdir(checkpoint) else None
     ema = bool(info and info["config"].ema_decay > 0 and not no_ema)
     extractor, reference = None, None
-    if ref and {"fid", "kid"} & set(
+    if ref and {"fid", *FEATURE_METRICS} & set(
         metrics
     ):  # a bad statistics file fails before anything is computed
-        reference = _reference_file(ref, "kid" in metrics)
+        reference = _reference_file(ref, bool(FEATURE_METRICS & set(metrics)))
     if inception_metrics:
         from jaxgan.metrics.inception import InceptionFeatures
 
         extractor = InceptionFeatures(inception_weights, min(batch_size, num))
-    if reference is None and {"fid", "kid"} & set(metrics):
+    if reference is None and {"fid", *FEATURE_METRICS} & set(metrics):
         statistics, features, description = _reference_features(
             data, arch["image_size"], extractor, batch_size
         )
@@ -115,7 +123,7 @@ def evaluate_gan(
             generated.update(features)
             if score is not None:
                 score.update(logits)
-            if "kid" in metrics:
+            if FEATURE_METRICS & set(metrics):
                 kept["inception"].append(features)
         if classifier is not None:
             features, logits = classifier.features_and_logits(images)
@@ -132,9 +140,13 @@ def evaluate_gan(
         results["kid"], results["kid-std"] = kernel_inception_distance(
             np.concatenate(kept["inception"]), reference["features"], seed=seed
         )
+    if "prdc" in metrics:
+        from jaxgan.metrics.prdc import with_papers_k
+
+        results.update(with_papers_k(reference["features"], np.concatenate(kept["inception"])))
     if score is not None:
         results["is"], results["is-std"] = score.result()
-    digits_names = tuple(m for m in metrics if m in DIGITS_METRICS)
+    digits_names = tuple(m for m in metrics if m in DIGITS_METRICS and m != "digits-memorisation")
     floor = {}
     if digits_names:
         real = digits_lib.real_features(arch["image_size"], arch["nc"], "train")[0]
@@ -149,6 +161,14 @@ def evaluate_gan(
         )
         held_out = digits_lib.real_features(arch["image_size"], arch["nc"], "test")
         floor = digits_lib.digits_metrics(*held_out, real, seed, digits_names)
+    if "digits-memorisation" in metrics:
+        from jaxgan.metrics.prdc import memorisation
+
+        train = digits_lib.real_features(arch["image_size"], arch["nc"], "train")[0]
+        held_out_features = digits_lib.real_features(arch["image_size"], arch["nc"], "test")[0]
+        found = memorisation(train, np.concatenate(kept["digits"]), held_out_features)
+        results["digits-memorisation"] = found["ratio"]
+        results["digits-memorisation-detail"] = found
 
     record = {
         "checkpoint": str(checkpoint),
@@ -192,7 +212,11 @@ def markdown_table(record: dict[str, Any]) -> str:
         header,
         "|---" * header.count(" |") + "|",
     ]
-    names = [n for n in record["metrics"] if not n.endswith("-std") and n != "digit-frequencies"]
+    names = [
+        n
+        for n in record["metrics"]
+        if not n.endswith(("-std", "-detail")) and n != "digit-frequencies"
+    ]
     for name in names + (["digit-frequencies"] if "digit-frequencies" in record["metrics"] else []):
         row = f"| {name} | {_shown(record['metrics'], name)} |" + (
             f" {_shown(floor, name)} |" if floor else ""
@@ -311,7 +335,11 @@ def _save_reference(
     statistics, features, description = _reference_features(
         data, image_size, InceptionFeatures(weights, batch_size), batch_size
     )
-    extra = {"features": features.astype(np.float32)} if "kid" in inception_metrics else {}
+    extra = (
+        {"features": features.astype(np.float32)}
+        if FEATURE_METRICS & set(inception_metrics)
+        else {}
+    )
     statistics.save(path, **extra)
     print(
         f"wrote the Inception statistics of {description} to {path}"

@@ -29,6 +29,7 @@ from jaxgan.data.sources import DEFAULT_DATA, make_source
 from jaxgan.metrics import digits
 from jaxgan.state import Modules, TrainState, param_dtype, sampled_variables
 
+PRDC = ("precision", "recall", "density", "coverage")
 CHUNK = 500  # generated images per compiled call
 EVAL_LATENT_SEED_OFFSET = 1  # evaluation latents differ from the sample grid's
 
@@ -104,11 +105,14 @@ class DigitsEvaluator:
             "eval/digits_kid": results["digits-kid"],
             "eval/digits_is": results["digits-is"],
             "eval/modes": float(results["modes"]),
+            "eval/max_digit_share": max(results["digit-frequencies"]),
+            **{f"eval/digits_{name}": results[f"digits-{name}"] for name in PRDC},
         }
         _write(
             f"eval at step {step}: digits-FID {results['digits-fid']:.4f}, "
             f"digits-KID {results['digits-kid']:.5f}, "
-            f"digits-IS {results['digits-is']:.3f}, modes {results['modes']}/10"
+            f"digits-IS {results['digits-is']:.3f}, modes {results['modes']}/10, "
+            f"precision {results['digits-precision']:.3f}, recall {results['digits-recall']:.3f}"
         )
         return scalars
 
