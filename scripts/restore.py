@@ -55,7 +55,11 @@ def main(argv: list[str] | None = None) -> int:
         help="value range of float images (default 0 1); the output keeps it",
     )
     parser.add_argument(
-        "--scale", type=int, default=1, help="upsample by this factor first (super-resolution)"
+        "--scale",
+        type=int,
+        default=1,
+        help="super-resolution: upsample by this factor first, as training did (bicubic); it must "
+        "be the restorer's own factor",
     )
     parser.add_argument(
         "--overlap", type=int, help="tile overlap in pixels (default a quarter of the tile)"

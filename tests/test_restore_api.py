@@ -6,6 +6,7 @@ import functools
 import json
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 import skimage.data
@@ -351,3 +352,29 @@ def test_evaluate_restore_prints_its_table_and_writes_json(inpainter, tmp_path, 
         == 1
     )
     assert "trained for 'centre_square'" in capsys.readouterr().err
+
+
+def test_super_resolution_upsamples_as_training_did_and_checks_the_scale(tmp_path):
+    """restore(..., scale=4) of a 4x restorer upsamples with the training degradation's upsampler
+    (`degradations.upsample`): the same as giving that upsampled image to the same weights in a
+    converted folder (which takes any scale); another scale is refused, naming the right one."""
+    from jaxgan.tasks.restore.degradations import upsample
+
+    workdir, config, state = make_workdir(tmp_path / "sr", "restore_sr4x64")
+    folder = model_folder.save_model(
+        tmp_path / "model",
+        get_task("restore").arch(config, "restorer"),
+        jax.device_get(sampled_variables(state, config)),
+    )
+    low = skimage.data.astronaut()[100:124, 200:236]  # 24 x 36, 8-bit
+    restored = restore(low, workdir, scale=4)
+    assert restored.shape == (96, 144, 3) and restored.dtype == np.uint8
+    unit = np.asarray(upsample(jnp.asarray(low[None] / 127.5 - 1), (96, 144)))[0]
+    expected = restore(((unit + 1) / 2).astype(np.float32), folder)  # float [0, 1] in and out
+    np.testing.assert_array_equal(restored, np.round(expected * 255).astype(np.uint8))
+    with pytest.raises(
+        ValueError, match=r"--scale 2: .* trained for 4x super-resolution; give --scale 4"
+    ):
+        restore(low, workdir, scale=2)
+    with pytest.raises(ValueError, match=r"--scale 1: .* give --scale 4"):
+        restore(low, workdir)

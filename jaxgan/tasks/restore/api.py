@@ -23,7 +23,7 @@ from jaxgan.config import Config
 from jaxgan.data import images
 from jaxgan.data.images import ImageError
 from jaxgan.loading import load_variables
-from jaxgan.tasks.restore.degradations import Degradation
+from jaxgan.tasks.restore.degradations import Degradation, upsample
 from jaxgan.tasks.restore.files import check_array, read_any
 from jaxgan.tasks.restore.tiling import tiled_apply
 
@@ -113,6 +113,20 @@ def load_restorer(
     return LoadedRestorer(str(checkpoint), arch, variables, config)
 
 
+def check_scale(restorer: LoadedRestorer, scale: int) -> None:
+    """`scale` must be the super-resolution restorer's own factor, and 1 for any other restorer
+    (a converted folder, which records no training degradation, takes any)."""
+    degradation = restorer.degradation
+    if degradation is None:
+        return
+    own = degradation.scale_factor if degradation.name == "downsample" else 1
+    if scale != own:
+        what = f"{own}x super-resolution" if own != 1 else f"{degradation.name} (no upsampling)"
+        raise ValueError(
+            f"--scale {scale}: {restorer.path} was trained for {what}; give --scale {own}"
+        )
+
+
 def read_mask(mask: ImageLike, shape: tuple[int, int], name: str = "mask") -> np.ndarray:
     """A mask (file or array; 1 / white = missing, any band) -> bool (H, W); its size must be the
     image's."""
@@ -145,8 +159,9 @@ def restore(
     and range.
 
     `mask` (1 / white = missing) is needed by inpainting restorers and keeps every other pixel
-    exactly; without one every pixel is restored. `scale` first upsamples by that factor (bicubic)
-    for a super-resolution restorer. `overlap` is the tile overlap (default a quarter of the tile);
+    exactly; without one every pixel is restored. `scale` first upsamples by that factor for a
+    super-resolution restorer, as its training did (`degradations.upsample`, bicubic); it must be
+    the restorer's own factor. `overlap` is the tile overlap (default a quarter of the tile);
     `shift` moves the tile grid (to measure seams). Float images are read as `value_range`
     (default [0, 1]).
     """
@@ -156,10 +171,12 @@ def restore(
     restorer = load_restorer(checkpoint, use_ema)
     degradation = restorer.degradation
     unit = images.to_unit(array, value_range, name)
+    check_scale(restorer, scale)
     if scale != 1:
         if mask is not None:
             raise ValueError("a mask and a scale factor cannot be combined")
-        unit = np.clip(images.resize(unit, unit.shape[0] * scale, unit.shape[1] * scale), 0, 1)
+        size = (unit.shape[0] * scale, unit.shape[1] * scale)
+        unit = (np.asarray(upsample(jnp.asarray(unit[None] * 2 - 1), size, "bicubic"))[0] + 1) / 2
     if mask is None and degradation is not None and degradation.is_inpainting:
         raise ValueError(
             f"{restorer.path} is an inpainting restorer ({degradation.name}): give a mask "

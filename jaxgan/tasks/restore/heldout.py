@@ -23,9 +23,10 @@ from jaxgan.tasks.restore.degradations import Degradation, jpeg_compress
 STREAM_HELD_OUT = (
     16  # Philox stream of the held-out crop positions (data/order.py's streams are 1-4)
 )
-SAMPLE_KEY = (
-    1  # the fixed key (folded into the seed) of the held-out degradations of grids and evaluation
-)
+SAMPLE_KEY = 1  # the fixed key (folded into the seed) of the held-out degradations
+# Held-out crops and their degradations during training use this seed, not the run's: every run of
+# a seed sweep is scored on the same crops (seed 0 is what earlier runs of seed 0 used).
+HELD_OUT_SEED = 0
 
 
 def held_out_crops(data: str, image_size: int, nc: int, num: int, seed: int = 0) -> np.ndarray:
@@ -59,13 +60,13 @@ def held_out_crops(data: str, image_size: int, nc: int, num: int, seed: int = 0)
 
 def held_out_batch(config: Config, num: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(clean, damaged, mask) float arrays in [-1, 1] of `num` fixed held-out crops, degraded with a
-    fixed key."""
-    crops = held_out_crops(config.data, config.image_size, config.nc, num, config.seed)
+    fixed key: the same for every run seed."""
+    crops = held_out_crops(config.data, config.image_size, config.nc, num, HELD_OUT_SEED)
     degradation = Degradation.from_config(config)
     dtype = param_dtype(config)
     host = jnp.asarray(jpeg_compress(crops, config.jpeg_quality)) if degradation.on_host else None
     clean = to_model_range(jnp.asarray(crops), dtype)
-    key = jax.random.fold_in(jax.random.key(config.seed), SAMPLE_KEY)
+    key = jax.random.fold_in(jax.random.key(HELD_OUT_SEED), SAMPLE_KEY)
     damaged, mask = jax.jit(degradation.apply)(
         key, clean, None if host is None else to_model_range(host, dtype)
     )
