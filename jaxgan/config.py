@@ -60,6 +60,8 @@ class Config:
     loss: str = "bce"  # the adversarial loss, by name (`jaxgan.losses.ADVERSARIAL`)
     r1_gamma: float = 0.0  # R1 penalty gamma / 2 * E|grad_x D(x)|^2 on real images; 0 = off
     r1_every: int = 1  # lazy R1: every k-th step, weighted k (StyleGAN2)
+    spectral_norm: str = ""  # "discriminator": spectral normalisation of every convolution of D
+    discriminator_batchnorm: bool = True  # False: D without its BatchNorm layers
     dtype: str = (
         "float32"  # float32, bfloat16 (compute; float32 parameters) or float64 (verification)
     )
@@ -164,6 +166,11 @@ def check(config: Config) -> Config:
                 f"config field {name!r} must be -1 (the shared value) or at least 0, "
                 f"got {getattr(config, name)}"
             )
+    if config.spectral_norm not in ("", "discriminator"):
+        raise ConfigError(
+            "config field 'spectral_norm' must be '' or 'discriminator' (spectral normalisation of "
+            f"the generator is not built yet), got {config.spectral_norm!r}"
+        )
     if config.r1_gamma < 0 or config.lr_decay_steps < 0:
         raise ConfigError("config fields 'r1_gamma' and 'lr_decay_steps' must be at least 0")
     for name in (

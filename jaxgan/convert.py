@@ -57,6 +57,28 @@ def _batchnorm(torch_prefix: str, flax_name: str) -> list[Entry]:
     ]
 
 
+SPECTRAL_NORM_KEYS = {  # PyTorch's two spectral_norm APIs: (weight, u, v) under a module's prefix
+    "parametrizations": (
+        "parametrizations.weight.original",
+        "parametrizations.weight.0._u",
+        "parametrizations.weight.0._v",
+    ),  # torch.nn.utils.parametrizations.spectral_norm
+    "legacy": ("weight_orig", "weight_u", "weight_v"),  # torch.nn.utils.spectral_norm
+}
+
+
+def _conv(torch_prefix: str, flax_name: str, spectral_norm: str) -> list[Entry]:
+    """A convolution's weight, or its spectral-norm weight and power-iteration vectors."""
+    if not spectral_norm:
+        return [Entry(f"{torch_prefix}.weight", ("params", flax_name, "kernel"), "conv")]
+    weight, u, v = SPECTRAL_NORM_KEYS[spectral_norm]
+    return [
+        Entry(f"{torch_prefix}.{weight}", ("params", flax_name, "kernel"), "conv"),
+        Entry(f"{torch_prefix}.{u}", ("spectral", flax_name, "u"), "vector"),
+        Entry(f"{torch_prefix}.{v}", ("spectral", flax_name, "v"), "vector"),
+    ]
+
+
 def table(arch: Mapping[str, Any]) -> list[Entry]:
     """The conversion table of one model, in PyTorch's `state_dict` order."""
     layers = num_upsamplings(arch["image_size"])
@@ -68,15 +90,14 @@ def table(arch: Mapping[str, Any]) -> list[Entry]:
             )
             if i < layers:
                 entries += _batchnorm(f"main.{3 * i + 1}", f"bn_{i}")
-    elif (
-        arch["model"] == "discriminator"
-    ):  # main = [Conv, LReLU] + [Conv, BN, LReLU] * (L-1) + [Conv, Sigmoid]
-        index = 0
+    elif arch["model"] == "discriminator":
+        # main = [Conv, LReLU] + [Conv, BN, LReLU] * (L-1) + [Conv, Sigmoid]; BN only with batchnorm
+        index, batchnorm = 0, arch.get("batchnorm", True)
         for i in range(layers + 1):
-            entries.append(Entry(f"main.{index}.weight", ("params", f"conv_{i}", "kernel"), "conv"))
-            if 0 < i < layers:
+            entries += _conv(f"main.{index}", f"conv_{i}", arch.get("spectral_norm") or "")
+            if batchnorm and 0 < i < layers:
                 entries += _batchnorm(f"main.{index + 1}", f"bn_{i}")
-            index += 3 if 0 < i < layers else 2
+            index += 3 if batchnorm and 0 < i < layers else 2
     elif arch["model"] == "restorer":
         for i in range(layers):
             entries.append(
@@ -106,6 +127,7 @@ def build_model(
     if arch["model"] == "generator":
         return Generator(**fields, **kwargs)
     if arch["model"] == "discriminator":
+        fields["spectral_norm"] = bool(fields.get("spectral_norm"))
         return Discriminator(**fields, **kwargs)
     if arch["model"] == "restorer":
         return Restorer(**fields, **kwargs)
@@ -153,21 +175,36 @@ def infer_arch(model: str, state_dict: Mapping[str, Any]) -> dict[str, Any]:
             image_size=4 * 2**layers,
             skips=bool(skips),
         )
-    convs = sorted(
-        int(m.group(1))
+    suffixes = {"weight": "", **{keys[0]: name for name, keys in SPECTRAL_NORM_KEYS.items()}}
+    found = {  # conv index -> its weight's key suffix (plain, or one spectral-norm format)
+        int(m.group(1)): m.group(2)
         for k in state_dict
-        if (m := re.fullmatch(r"main\.(\d+)\.weight", k)) and len(state_dict[k].shape) == 4
-    )
+        if (m := re.fullmatch(r"main\.(\d+)\.(" + "|".join(map(re.escape, suffixes)) + ")", k))
+        and len(state_dict[k].shape) == 4
+    }
+    convs = sorted(found)
     if len(convs) < 3:
         raise ConversionError(
             f"not a {model} state dict: found {len(convs)} convolution weights "
             f"under 'main.N.weight' (keys: {_preview(state_dict)})"
         )
-    first, last = weight(f"main.{convs[0]}.weight"), weight(f"main.{convs[-1]}.weight")
+    first = weight(f"main.{convs[0]}.{found[convs[0]]}")
+    last = weight(f"main.{convs[-1]}.{found[convs[-1]]}")
     image_size = 4 * 2 ** (len(convs) - 1)
     if model == "generator":
         return dict(model=model, nz=first[0], ngf=last[0], nc=last[1], image_size=image_size)
-    return dict(model=model, ndf=first[0], nc=first[1], image_size=image_size)
+    arch = dict(model=model, ndf=first[0], nc=first[1], image_size=image_size)
+    formats = {suffixes[suffix] for suffix in found.values()}
+    if len(formats) > 1:
+        raise ConversionError(
+            f"a {model} state dict whose convolutions mix spectral-norm formats "
+            f"({sorted(formats)}); jaxgan normalises all of D's convolutions or none"
+        )
+    if formats != {""}:
+        arch["spectral_norm"] = formats.pop()
+    if not any(re.fullmatch(r"main\.\d+\.running_mean", k) for k in state_dict):
+        arch["batchnorm"] = False
+    return arch
 
 
 def torch_to_flax(arch: Mapping[str, Any], state_dict: Mapping[str, Any]) -> dict:

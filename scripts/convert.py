@@ -43,6 +43,14 @@ def main(argv: list[str] | None = None) -> int:
     to_torch.add_argument(
         "--no-ema", action="store_true", help="from a workdir: the live generator, not its EMA"
     )
+    to_torch.add_argument(
+        "--spectral-norm-format",
+        choices=("parametrizations", "legacy"),
+        help="keys of a spectrally normalised D: torch.nn.utils.parametrizations.spectral_norm's "
+        "(parametrizations.weight.original, ..._u, ..._v) or torch.nn.utils.spectral_norm's "
+        "(weight_orig, weight_u, weight_v); default: the format it was converted from, else "
+        "parametrizations",
+    )
     state_to_torch = commands.add_parser(
         "state2torch", help="a training workdir -> a torch_ref checkpoint (.pth)"
     )
@@ -84,6 +92,13 @@ def main(argv: list[str] | None = None) -> int:
             )
         else:
             arch, variables = load_model_for_export(args.src, args.model, not args.no_ema)
+            if args.spectral_norm_format:
+                if not arch.get("spectral_norm"):
+                    raise convert.ConversionError(
+                        f"{args.src}: --spectral-norm-format is for a spectrally normalised "
+                        f"discriminator; this {args.model} has no spectral normalisation"
+                    )
+                arch = {**arch, "spectral_norm": args.spectral_norm_format}
             torch_files.save_state_dict(
                 convert.flax_to_torch(arch, variables), args.dst, force=args.force
             )

@@ -43,7 +43,10 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    def __init__(self, ndf: int = 64, nc: int = 3, image_size: int = 64):
+    """The seed's D; `batchnorm=False` drops its BatchNorm layers (`spectral_norm` below normalises
+    its convolutions, after `weights_init`)."""
+
+    def __init__(self, ndf: int = 64, nc: int = 3, image_size: int = 64, batchnorm: bool = True):
         super().__init__()
         layers = num_upsamplings(image_size)
         modules = [nn.Conv2d(nc, ndf, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True)]
@@ -51,7 +54,7 @@ class Discriminator(nn.Module):
         for _ in range(1, layers):
             modules += [
                 nn.Conv2d(width, width * 2, 4, 2, 1, bias=False),
-                nn.BatchNorm2d(width * 2),
+                *([nn.BatchNorm2d(width * 2)] if batchnorm else []),
                 nn.LeakyReLU(0.2, inplace=True),
             ]
             width *= 2
@@ -60,6 +63,20 @@ class Discriminator(nn.Module):
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         return self.main(input)
+
+
+def spectral_norm(model: nn.Module, format: str = "parametrizations") -> nn.Module:
+    """Every convolution of `model` spectrally normalised in place, by PyTorch's
+    `torch.nn.utils.parametrizations.spectral_norm` or, with format "legacy", the older
+    `torch.nn.utils.spectral_norm`; one power iteration per train-mode forward."""
+    wrap = {
+        "parametrizations": nn.utils.parametrizations.spectral_norm,
+        "legacy": nn.utils.spectral_norm,
+    }[format]
+    for module in model.modules():
+        if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+            wrap(module)
+    return model
 
 
 class Restorer(nn.Module):

@@ -44,7 +44,7 @@ from jaxgan.tasks.gan.augment import augment_size, parse_policy
 from jaxgan.trainer import NonFiniteError, log_line
 from torch_ref.augment import diff_augment
 from torch_ref.losses import ADVERSARIAL, logits
-from torch_ref.models import Discriminator, Generator, weights_init
+from torch_ref.models import Discriminator, Generator, spectral_norm, weights_init
 
 
 @dataclasses.dataclass
@@ -89,8 +89,12 @@ def new_run(config: config_lib.Config, device: str | torch.device = "cpu") -> Ru
     torch.manual_seed(config.seed)
     generator = Generator(config.nz, config.ngf, config.nc, config.image_size)
     generator.apply(weights_init)
-    discriminator = Discriminator(config.ndf, config.nc, config.image_size)
+    discriminator = Discriminator(
+        config.ndf, config.nc, config.image_size, config.discriminator_batchnorm
+    )
     discriminator.apply(weights_init)
+    if config.spectral_norm:  # after the init, which writes the convolutions' plain weights
+        spectral_norm(discriminator)
     generator, discriminator = generator.to(device, dtype), discriminator.to(device, dtype)
     ema_generator = copy.deepcopy(generator).requires_grad_(False).eval()
 

@@ -18,7 +18,8 @@ class Discriminator(nn.Module):
     """images (N, S, S, nc) -> logits (N,); at S=64, nc=3 exactly the seed's D.
 
     `conv_0` + LeakyReLU 0.2, then `conv_i` + `bn_i` + LeakyReLU with widths ndf * 2**i down to 4x4,
-    then a 4x4 valid convolution to one logit.
+    then a 4x4 valid convolution to one logit. `spectral_norm` normalises every convolution
+    (`layers._Convolution`); `batchnorm=False` drops the `bn_i` layers.
     """
 
     ndf: int = 64
@@ -29,17 +30,21 @@ class Discriminator(nn.Module):
     precision: str = (
         DEFAULT_PRECISION  # of every convolution and product: "default", "high" or "highest"
     )
+    spectral_norm: bool = False
+    batchnorm: bool = True
 
     @nn.compact
     def __call__(self, images: jax.Array, train: bool = True) -> jax.Array:
         layers = num_upsamplings(self.image_size)
         kwargs = dict(dtype=self.dtype, param_dtype=self.param_dtype)
-        conv_kwargs = dict(kwargs, precision=self.precision)
+        conv_kwargs = dict(kwargs, precision=self.precision, spectral_norm=self.spectral_norm)
         x = Conv(self.ndf, 2, 1, name="conv_0", **conv_kwargs)(images)
         x = nn.leaky_relu(x, 0.2)  # (N, S/2, S/2, ndf)
         for i in range(1, layers):
             x = Conv(self.ndf * 2**i, 2, 1, name=f"conv_{i}", **conv_kwargs)(x)
-            x = nn.leaky_relu(BatchNorm(name=f"bn_{i}", **kwargs)(x, train), 0.2)
+            if self.batchnorm:
+                x = BatchNorm(name=f"bn_{i}", **kwargs)(x, train)
+            x = nn.leaky_relu(x, 0.2)
             # (N, S/2**(i+1), S/2**(i+1), ndf*2**i): at S=64 (N, 16, 16, ndf*2) ... (N, 4, 4, ndf*8)
         x = Conv(1, 1, 0, name=f"conv_{layers}", **conv_kwargs)(x)  # (N, 1, 1, 1)
         return x.reshape(x.shape[0]).astype(jnp.promote_types(self.dtype, jnp.float32))

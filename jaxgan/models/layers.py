@@ -167,10 +167,33 @@ def conv_transpose(
     return _conv_transpose_dilated(x, kernel, stride, padding, precision)
 
 
+SPECTRAL = "spectral"  # the collection of spectral normalisation's power-iteration vectors
+SPECTRAL_EPS = 1e-12  # torch.nn.functional.normalize's eps, as spectral_norm uses it
+SPECTRAL_INIT_ITERATIONS = 15  # power iterations at initialisation, as PyTorch does
+
+
+def _normalize(x: jax.Array) -> jax.Array:
+    """`torch.nn.functional.normalize(x, dim=0, eps=1e-12)`."""
+    return x / jnp.maximum(jnp.linalg.norm(x), SPECTRAL_EPS)
+
+
+def _power_iteration(matrix: jax.Array, u: jax.Array, v: jax.Array, precision) -> tuple:
+    """One step of PyTorch's `parametrizations.spectral_norm`: u from v, then v from u."""
+    u = _normalize(jnp.dot(matrix, v, precision=precision))
+    return u, _normalize(jnp.dot(matrix.T, u, precision=precision))
+
+
 class _Convolution(nn.Module):
     """A bias-free convolution layer with a DCGAN-initialised N(0, 0.02) kernel of shape
     (kernel_size, kernel_size, in, features), computed in `dtype` at `precision` (see
-    `lax_precision`)."""
+    `lax_precision`).
+
+    With `spectral_norm`, the kernel is divided by its largest singular value as
+    `torch.nn.utils.parametrizations.spectral_norm` estimates it: the kernel as PyTorch's
+    (out, in * kh * kw) matrix, vectors u (out) and v (in * kh * kw) in the `spectral` collection,
+    one power iteration per train-mode call (when the collection is mutable), none in eval mode,
+    sigma = u . (W v) with no gradient through u and v.
+    """
 
     features: int
     stride: int
@@ -179,6 +202,8 @@ class _Convolution(nn.Module):
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
     precision: str = DEFAULT_PRECISION
+    spectral_norm: bool = False
+    torch_layout: tuple[int, ...] = (3, 2, 0, 1)  # HWIO -> PyTorch's OIHW, whose dim 0 is "out"
 
     def apply_kernel(self, x: jax.Array, kernel: jax.Array) -> jax.Array:
         raise NotImplementedError
@@ -187,7 +212,36 @@ class _Convolution(nn.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         shape = (self.kernel_size, self.kernel_size, x.shape[-1], self.features)
         kernel = self.param("kernel", dcgan_normal(), shape, self.param_dtype)
+        if self.spectral_norm:
+            kernel = self.spectral_normalized(kernel)
         return self.apply_kernel(x.astype(self.dtype), kernel.astype(self.dtype))
+
+    def spectral_normalized(self, kernel: jax.Array) -> jax.Array:
+        precision = lax_precision(self.precision)
+        torch_kernel = jnp.transpose(kernel, self.torch_layout)
+        matrix = torch_kernel.reshape(torch_kernel.shape[0], -1)  # (out, in * kh * kw)
+        frozen = jax.lax.stop_gradient(matrix)
+
+        start = None
+        if not self.has_variable(SPECTRAL, "u"):  # PyTorch's start: normalised N(0, 1) vectors,
+            key_u, key_v = jax.random.split(self.make_rng("params"))  # then 15 power iterations
+            start = (
+                _normalize(jax.random.normal(key_u, frozen.shape[:1], frozen.dtype)),
+                _normalize(jax.random.normal(key_v, frozen.shape[1:], frozen.dtype)),
+            )
+            start = jax.lax.fori_loop(
+                0,
+                SPECTRAL_INIT_ITERATIONS,
+                lambda _, vectors: _power_iteration(frozen, *vectors, precision),
+                start,
+            )
+        u = self.variable(SPECTRAL, "u", lambda: start[0])
+        v = self.variable(SPECTRAL, "v", lambda: start[1])
+        if self.is_mutable_collection(SPECTRAL) and not self.is_initializing():
+            u.value, v.value = _power_iteration(frozen, u.value, v.value, precision)
+        left, right = jax.lax.stop_gradient(u.value), jax.lax.stop_gradient(v.value)
+        sigma = jnp.dot(left, jnp.dot(matrix, right, precision=precision), precision=precision)
+        return kernel / sigma
 
 
 class Conv(_Convolution):

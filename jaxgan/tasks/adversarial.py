@@ -19,7 +19,7 @@ import optax
 from jaxgan.losses import ADVERSARIAL
 from jaxgan.state import ModelState, Modules, TrainState
 
-MUTABLE = ("batch_stats",)  # the collections a train-mode apply updates
+MUTABLE = ("batch_stats", "spectral")  # the collections a train-mode apply updates
 
 
 class Options(NamedTuple):

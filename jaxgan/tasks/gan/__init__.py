@@ -18,11 +18,25 @@ from jaxgan.tasks.base import Task
 
 
 def discriminator_arch(config: Config) -> dict[str, Any]:
-    return dict(model="discriminator", ndf=config.ndf, nc=config.nc, image_size=config.image_size)
+    """D's architecture record; the options appear only when they differ from the seed's D (so that
+    records written before them still describe it)."""
+    arch = dict(model="discriminator", ndf=config.ndf, nc=config.nc, image_size=config.image_size)
+    if config.spectral_norm:
+        arch["spectral_norm"] = "parametrizations"  # the PyTorch format it converts to by default
+    if not config.discriminator_batchnorm:
+        arch["batchnorm"] = False
+    return arch
 
 
 def build_discriminator(config: Config) -> Discriminator:
-    return Discriminator(config.ndf, config.nc, config.image_size, **module_options(config))
+    return Discriminator(
+        config.ndf,
+        config.nc,
+        config.image_size,
+        **module_options(config),
+        spectral_norm=bool(config.spectral_norm),
+        batchnorm=config.discriminator_batchnorm,
+    )
 
 
 class GanTask(Task):
