@@ -30,6 +30,13 @@ def spectral_discriminator(format: str, batchnorm: bool, seed: int = 0) -> torch
     return module
 
 
+def convert_d(command: str, source, destination, *flags: str) -> int:
+    """scripts/convert.py `command` (torch2jax or jax2torch) of a discriminator."""
+    return run_cli(
+        convert_cli.main, command, "--model", "discriminator", source, destination, *flags
+    )
+
+
 def torch_logits(module: torch.nn.Module, images: np.ndarray, train: bool) -> np.ndarray:
     module.train(train)
     with torch.no_grad():
@@ -70,16 +77,10 @@ def test_torch_to_jax_to_torch_is_exact_in_each_format(tmp_path, format):
     original = module.state_dict()
     source = tmp_path / "d.pth"
     torch_files.save_state_dict({k: v.numpy() for k, v in original.items()}, source)
-    assert (
-        run_cli(convert_cli.main, "torch2jax", "--model", "discriminator", source, tmp_path / "j")
-        == 0
-    )
+    assert convert_d("torch2jax", source, tmp_path / "j") == 0
     assert model_folder.load_model(tmp_path / "j")[0]["spectral_norm"] == format
     back = tmp_path / "back.pth"
-    assert (
-        run_cli(convert_cli.main, "jax2torch", "--model", "discriminator", tmp_path / "j", back)
-        == 0
-    )
+    assert convert_d("jax2torch", tmp_path / "j", back) == 0
     assert_same_state_dict(torch_files.load_state_dict(back)[0], original)
 
 
@@ -89,24 +90,9 @@ def test_jax2torch_writes_the_format_asked_for(tmp_path):
     module = spectral_discriminator("parametrizations", batchnorm=True).float()
     source = tmp_path / "d.pth"
     torch_files.save_state_dict(state_dict_numpy(module), source)
-    assert (
-        run_cli(convert_cli.main, "torch2jax", "--model", "discriminator", source, tmp_path / "j")
-        == 0
-    )
+    assert convert_d("torch2jax", source, tmp_path / "j") == 0
     legacy = tmp_path / "legacy.pth"
-    assert (
-        run_cli(
-            convert_cli.main,
-            "jax2torch",
-            "--model",
-            "discriminator",
-            tmp_path / "j",
-            legacy,
-            "--spectral-norm-format",
-            "legacy",
-        )
-        == 0
-    )
+    assert convert_d("jax2torch", tmp_path / "j", legacy, "--spectral-norm-format", "legacy") == 0
     old = torch_models.spectral_norm(torch_models.Discriminator(8, 3, 32), "legacy")
     old.load_state_dict(torch.load(legacy, weights_only=True), strict=True)
     (images,) = make_inputs("discriminator", 4)
@@ -119,21 +105,7 @@ def test_spectral_norm_format_for_a_plain_model_is_an_error(tmp_path, capsys):
     module = torch_models.Discriminator(8, 3, 32)
     source = tmp_path / "d.pth"
     torch_files.save_state_dict(state_dict_numpy(module), source)
-    assert (
-        run_cli(convert_cli.main, "torch2jax", "--model", "discriminator", source, tmp_path / "j")
-        == 0
-    )
-    assert (
-        run_cli(
-            convert_cli.main,
-            "jax2torch",
-            "--model",
-            "discriminator",
-            tmp_path / "j",
-            tmp_path / "o.pth",
-            "--spectral-norm-format",
-            "legacy",
-        )
-        == 1
-    )
+    assert convert_d("torch2jax", source, tmp_path / "j") == 0
+    output = tmp_path / "o.pth"
+    assert convert_d("jax2torch", tmp_path / "j", output, "--spectral-norm-format", "legacy") == 1
     assert "has no spectral normalisation" in capsys.readouterr().err
