@@ -76,6 +76,14 @@ class Checkpoints:
         )
         return restored.state, meta
 
+    def saved_models(self, step: int) -> set[str]:
+        """The names of the models checkpoint `step` holds (format 1: `generator` for G or R)."""
+        metadata = ocp.StandardCheckpointer().metadata(self.directory / str(step) / "state")
+        tree = metadata.item_metadata
+        return (
+            set(tree["models"]) if "models" in tree else set(tree) & {"generator", "discriminator"}
+        )
+
     def wait(self) -> None:
         self.manager.wait_until_finished()
 

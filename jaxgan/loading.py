@@ -15,10 +15,40 @@ from jaxgan import checkpoint, model_folder, run_info
 from jaxgan.config import Config
 
 
+def abstract_state(
+    config: Config, sharding: jax.sharding.Sharding, roles: tuple[str, ...] | None = None
+) -> Any:
+    """The run's TrainState as shapes, dtypes and `sharding`, to restore a checkpoint into (nothing
+    is computed); `roles` as `init_state` takes them."""
+    from jaxgan.state import init_state, make_modules
+
+    shapes = jax.eval_shape(functools.partial(init_state, config, make_modules(config), roles))
+    return checkpoint.abstract_like(shapes, sharding)
+
+
+def restore_state(
+    checkpoints: checkpoint.Checkpoints, step: int, config: Config, sharding: jax.sharding.Sharding
+) -> tuple[Any, dict[str, Any]]:
+    """(the run's TrainState at `step`, placed with `sharding`, the checkpoint's meta), restored
+    into the state's abstract shapes (nothing is computed). A checkpoint that holds a model this
+    config no longer trains (a restorer's D, written before lambda_adv 0 stopped building it) is
+    read whole and the model dropped."""
+    from jaxgan.tasks import get_task
+
+    task = get_task(config.task)
+    wanted = task.roles_for(config)
+    extra = "discriminator" not in wanted and "discriminator" in checkpoints.saved_models(step)
+    roles = task.roles if extra else wanted
+    state, meta = checkpoints.restore(step, abstract_state(config, sharding, roles))
+    if extra:
+        state = state.replace(models={r: m for r, m in state.models.items() if r in wanted})
+    return state, meta
+
+
 def restore_training_state(workdir: str | os.PathLike, step: int | None = None):
     """(config, TrainState on one device, step) from a training workdir's latest (or given)
     checkpoint."""
-    from jaxgan.state import enable_precision, init_state, make_modules
+    from jaxgan.state import enable_precision
 
     info = run_info.read_run_info(workdir)
     if info is None:
@@ -31,9 +61,8 @@ def restore_training_state(workdir: str | os.PathLike, step: int | None = None):
     step = checkpoints.latest_step() if step is None else step
     if step is None:
         raise checkpoint.CheckpointError(f"{workdir}: the workdir holds no complete checkpoint yet")
-    shapes = jax.eval_shape(functools.partial(init_state, config, make_modules(config)))
     device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-    state, _ = checkpoints.restore(step, checkpoint.abstract_like(shapes, device))
+    state, _ = restore_state(checkpoints, step, config, device)
     checkpoints.close()
     return config, state, step
 
@@ -50,10 +79,11 @@ def load_variables(
 
     path = Path(path)
     if run_info.is_workdir(path):
-        task = get_task(run_info.read_run_info(path)["config"].task)
-        if model not in task.roles:
+        saved = run_info.read_run_info(path)["config"]
+        task = get_task(saved.task)
+        if model not in task.roles_for(saved):
             raise checkpoint.CheckpointError(
-                f"{path} holds a '{task.name}' run ({' and '.join(task.roles)}), "
+                f"{path} holds a '{task.name}' run ({' and '.join(task.roles_for(saved))}), "
                 f"not a {model}{hint}"
             )
         config, state, _ = restore_training_state(path)

@@ -120,18 +120,25 @@ def _adam_state(modules: Modules, params: Any, config: Config, dtype: Any, role:
     return opt_state
 
 
-def init_state(config: Config, modules: Modules) -> TrainState:
+def init_state(
+    config: Config, modules: Modules, roles: tuple[str, ...] | None = None
+) -> TrainState:
     """Fresh weights (DCGAN init) from `config.seed`; pure, so it can run under `jit` with
     shardings.
 
-    Role i of the task is initialised with the seed's key folded with i; the rng with len(roles)."""
+    Role i of the task is initialised with the seed's key folded with i; the rng with len(roles),
+    so that a run that trains fewer roles (`Task.roles_for`) starts its models the same. `roles`
+    (default: the ones `config` trains) builds another set, e.g. to read an older checkpoint."""
     from jaxgan.tasks import get_task
 
     task = get_task(config.task)
     key = jax.random.key(config.seed)
     dtype = param_dtype(config)
     models = {}
-    for index, role in enumerate(task.roles):
+    for role in roles or task.roles_for(config):
+        index = task.roles.index(
+            role
+        )  # role i's key is the seed's folded with i, whatever is trained
         variables = dict(
             modules[role].init(
                 jax.random.fold_in(key, index), *task.example_inputs(config, role), train=False

@@ -126,6 +126,15 @@ class SweepSpec:
                     f"got seed {config.seed}, "
                     f"data_seed {config.data_seed}"
                 )
+            task = get_task(base.task)
+            missing = set(task.roles_for(config)) - set(task.roles_for(base))
+            if missing:
+                raise SweepError(
+                    f"{source}: run {index} ({run}) needs a {', '.join(sorted(missing))} that the "
+                    "base config does not build; the runs of a sweep share their models (a "
+                    "restorer's D exists only when lambda_adv is not 0: give the base config a "
+                    "nonzero --config.lambda_adv to sweep it)"
+                )
             if config in configs:
                 raise SweepError(
                     f"{source}: runs {configs.index(config)} and {index} "
@@ -219,7 +228,8 @@ def init_fn(base: Config, modules: Modules) -> Callable[[dict[str, jax.Array]], 
     """jit: a run's `init_values` -> its fresh TrainState, as `init_state(run_config)` makes it.
     `init_state` reads the seed and hyperparameters off the config, so a config holding traced
     values compiles once."""
-    return jax.jit(lambda values: init_state(dataclasses.replace(base, **values), modules))
+    roles = get_task(base.task).roles_for(base)  # the stacked runs share the base's models
+    return jax.jit(lambda values: init_state(dataclasses.replace(base, **values), modules, roles))
 
 
 def stack(states: list[Any], mesh: Mesh) -> Any:

@@ -13,7 +13,6 @@ summary.json rank the runs (`jaxgan.sweep_summary`).
 from __future__ import annotations
 
 import contextlib
-import functools
 import io
 import json
 import os
@@ -31,9 +30,10 @@ from jaxgan.config import Config
 from jaxgan.data.fingerprint import fingerprint
 from jaxgan.data.pipeline import Batches, keyed_draws, prefetched
 from jaxgan.data.sources import Source, make_source
+from jaxgan.loading import restore_state
 from jaxgan.loop import Cadence, DurationEstimate, StepTimer, log_scalars
 from jaxgan.monitor import Monitor
-from jaxgan.state import enable_precision, init_state, make_modules, param_dtype
+from jaxgan.state import enable_precision, make_modules, param_dtype
 from jaxgan.sweep import (
     SweepError,
     SweepSpec,
@@ -258,10 +258,8 @@ class SweepRuns:
         )  # nothing left to train when all have stopped
         if not targets:
             return fresh.replace(active=active), start
-        shapes = jax.eval_shape(functools.partial(init_state, self.base, self.modules))
-        abstract = checkpoint.abstract_like(shapes, self.placed)
         states = [
-            checkpoints[k].restore(targets[k], abstract)[0]
+            restore_state(checkpoints[k], targets[k], self.base, self.placed)[0]
             if k in targets
             else self.run_state(fresh, k)
             for k in range(len(names))

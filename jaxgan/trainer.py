@@ -22,6 +22,7 @@ from jaxgan.data.fingerprint import changes as fingerprint_changes
 from jaxgan.data.fingerprint import fingerprint
 from jaxgan.data.pipeline import Batches
 from jaxgan.data.sources import make_source
+from jaxgan.loading import restore_state
 from jaxgan.loop import Cadence, DurationEstimate, StepTimer, TimedBatches, final_line, log_scalars
 from jaxgan.monitor import Monitor
 from jaxgan.state import (
@@ -121,13 +122,6 @@ def fresh_state(config: config_lib.Config, modules: Modules, mesh) -> TrainState
     )()
 
 
-def abstract_state(config: config_lib.Config, modules: Modules, mesh) -> TrainState:
-    """The state's shapes, dtypes and shardings, to restore a checkpoint into (nothing is
-    computed)."""
-    shapes = jax.eval_shape(functools.partial(init_state, config, modules))
-    return checkpoint.abstract_like(shapes, sharding.replicated(mesh))
-
-
 def _train(config: config_lib.Config, workdir: Path, mesh, source) -> TrainState:
     primary, task = jax.process_index() == 0, get_task(config.task)
     modules = make_modules(config)
@@ -146,7 +140,7 @@ def _train(config: config_lib.Config, workdir: Path, mesh, source) -> TrainState
     if latest is None:
         state = fresh_state(config, modules, mesh)
     else:
-        state, _ = checkpoints.restore(start, abstract_state(config, modules, mesh))
+        state, _ = restore_state(checkpoints, start, config, sharding.replicated(mesh))
         monitor.write(f"resuming from step {start}")
     rows = sharding.process_rows(config.batch_size, mesh)
     batches = Batches(

@@ -30,7 +30,6 @@ TINY = dict(
     num_samples=4,
     loader_threads=0,
 )
-METRICS = {"d_loss", "g_loss", "rec_loss", "adv_loss", "d_x", "d_g_z1", "d_g_z2", "finite"}
 
 
 def tiny(name, **changes):
@@ -59,7 +58,12 @@ def test_each_config_trains_a_few_steps(name, changes, tmp_path, monkeypatch):
     monkeypatch.setattr(trainer.Monitor, "log", log)
     state = trainer.train(config, tmp_path)
     assert int(state.step) == 2
-    assert {"loss/d", "loss/g", "loss/reconstruction", "loss/adversarial", "d/x"} <= set(logged[1])
+    adversarial = {"loss/d", "loss/adversarial", "d/x"}
+    assert {"loss/g", "loss/reconstruction"} <= set(logged[1])
+    if config.lambda_adv:
+        assert adversarial <= set(logged[1]) and "discriminator" in state.models
+    else:  # D is neither built into the state nor run
+        assert not adversarial & set(logged[1]) and sorted(state.models) == ["restorer"]
     assert all(np.isfinite(v) for v in logged[2].values())
     assert 5 < logged[2]["eval/psnr"] < 60 and 0 < logged[2]["eval/ssim"] <= 1
     assert ("eval/psnr_hole" in logged[2]) == (config.degradation == "centre_square")
@@ -106,3 +110,38 @@ def test_inpainting_loss_is_over_the_hole_only(step_setup):
     np.testing.assert_allclose(
         float(metrics["g_loss"]), config.lambda_rec * float(hole), rtol=1e-4
     )  # no adv
+
+
+def test_without_adversarial_loss_the_restorer_trains_as_before_and_old_checkpoints_load(tmp_path):
+    """lambda_adv 0: no D in the state, and R's step is what it was when D was built and weighed 0
+    (the same restorer, Adam and EMA arrays, bit for bit, float64); a checkpoint written with a D
+    (as before) loads without it."""
+    from jaxgan import checkpoint, loading, run_info
+    from jaxgan.tasks import get_task
+
+    config = tiny("restore_sr4x64", dtype="float64", data="fake")
+    task = get_task("restore")
+    with jax.enable_x64(True):
+        modules = make_modules(config)
+        lean = jax.jit(functools.partial(init_state, config, modules))()
+        full = jax.jit(functools.partial(init_state, config, modules, task.roles))()
+        assert sorted(lean.models) == ["restorer"] and sorted(full.models) == sorted(task.roles)
+        images = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
+        step = jax.jit(functools.partial(restore_step, config, modules))
+        lean_after, metrics = step(lean, {"images": images})
+        full_after, _ = step(full, {"images": images})
+        assert "d_loss" not in metrics and float(metrics["finite"]) == 1
+        kept = (lean_after.models["restorer"], lean_after.ema_params)
+        for a, b in zip(
+            jax.tree.leaves(kept),
+            jax.tree.leaves((full_after.models["restorer"], full_after.ema_params)),
+        ):
+            np.testing.assert_array_equal(a, b)
+        run_info.write_run_info(tmp_path, config)
+        checkpoints = checkpoint.Checkpoints(tmp_path, async_save=False)
+        checkpoints.save(1, full_after, {"data_position": 1})
+        checkpoints.close()
+        _, loaded, _ = loading.restore_training_state(tmp_path)
+    assert sorted(loaded.models) == ["restorer"]
+    for a, b in zip(jax.tree.leaves(loaded.models["restorer"]), jax.tree.leaves(kept[0])):
+        np.testing.assert_array_equal(a, b)

@@ -139,6 +139,9 @@ def test_bad_sweeps_are_errors(tmp_path):
         SweepSpec(({"seed": -1},)).configs(base)
     with pytest.raises(SweepError, match=r"'seed' is swept twice"):
         parse_sweep_flags(["seed=0,1", "seed=2"])
+    denoiser = base.replace(task="restore", lambda_adv=0.0)  # builds no D
+    with pytest.raises(SweepError, match=r"run 1 .* needs a discriminator that the base config"):
+        parse_sweep_flags(["lambda_adv=0,0.01"]).configs(denoiser)
     path = tmp_path / "sweep.json"
     path.write_text('{"grid": {"seed": [0, 1]}, "lr": [1]}')
     with pytest.raises(

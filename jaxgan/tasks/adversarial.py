@@ -169,7 +169,7 @@ def finish_step(
     role: str,
     grads: Any,
     collections: dict[str, Any],
-    discriminator: ModelState,
+    discriminator: ModelState | None,
     metrics: dict[str, jax.Array],
     decay_steps: int = 0,
 ) -> tuple[TrainState, dict]:
@@ -179,7 +179,9 @@ def finish_step(
     params, opt_state = adam_update(model, grads, modules.optimizer, state.step, decay_steps)
     decay = ema_decay(state.settings["ema_decay"], state.step)
     ema = jax.tree.map(lambda e, p: decay * e + (1 - decay) * p, state.ema_params, params)
-    models = {role: ModelState(params, collections, opt_state), "discriminator": discriminator}
+    models = {**state.models, role: ModelState(params, collections, opt_state)}
+    if discriminator is not None:
+        models["discriminator"] = discriminator
     state = state.replace(step=state.step + 1, models=models, ema_params=ema)
     # Everything a checkpoint would hold: losses, both models' parameters, collections and Adam
     # moments, EMA.

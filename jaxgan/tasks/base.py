@@ -50,6 +50,10 @@ class Task:
         False  # whether torch_ref/train.py trains it (whole-state conversion)
     )
 
+    def roles_for(self, config: Config) -> tuple[str, ...]:
+        """The roles a run of `config` trains (a subset of `roles`, in their order)."""
+        return self.roles
+
     def build_models(self, config: Config) -> dict[str, nn.Module]:
         raise NotImplementedError
 

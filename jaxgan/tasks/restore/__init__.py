@@ -23,6 +23,11 @@ class RestoreTask(Task):
     shown = ("d_loss", "g_loss", "rec_loss", "d_x", "d_g_z1", "d_g_z2")
     own_fields = ("lambda_rec", "lambda_adv")
 
+    def roles_for(self, config: Config) -> tuple[str, ...]:
+        """No discriminator when its loss weighs nothing (`lambda_adv` 0): it is neither built nor
+        run."""
+        return self.roles if config.lambda_adv else ("restorer",)
+
     def build_models(self, config: Config) -> dict[str, Any]:
         restorer = Restorer(
             config.nc,

@@ -58,8 +58,10 @@ def restore_step(config: Config, modules: Modules, state: TrainState, batch: dic
     restored, restorer_vjp, restorer_collections = jax.vjp(
         restorer_forward, restorer.params, has_aux=True
     )
-    delivered = compose(restored, damaged, mask)
-    discriminator, metrics = discriminator_update(modules, state, clean, delivered, options)
+    discriminator, metrics = None, {}  # no D when lambda_adv is 0 (RestoreTask.roles_for)
+    if "discriminator" in state.models:
+        delivered = compose(restored, damaged, mask)
+        discriminator, metrics = discriminator_update(modules, state, clean, delivered, options)
 
     def restorer_loss(restored):
         rec_loss = reconstruction(
@@ -68,18 +70,25 @@ def restore_step(config: Config, modules: Modules, state: TrainState, batch: dic
             weight,
             config.reconstruction_loss,
         )
+        total = state.settings["lambda_rec"] * rec_loss
+        if discriminator is None:
+            return total, ({"rec_loss": rec_loss}, None)
         adv_loss, (d_collections, d_g_z2) = adversarial_loss(
             modules, discriminator, compose(restored, damaged, mask), options.loss
         )
-        total = state.settings["lambda_rec"] * rec_loss + state.settings["lambda_adv"] * adv_loss
-        return total, (rec_loss, adv_loss, d_collections, d_g_z2)
+        total = total + state.settings["lambda_adv"] * adv_loss
+        return total, (
+            {"rec_loss": rec_loss, "adv_loss": adv_loss, "d_g_z2": d_g_z2},
+            d_collections,
+        )
 
-    (g_loss, (rec_loss, adv_loss, d_collections, d_g_z2)), grad_restored = jax.value_and_grad(
+    (g_loss, (losses, d_collections)), grad_restored = jax.value_and_grad(
         restorer_loss, has_aux=True
     )(restored)
     (restorer_grads,) = restorer_vjp(grad_restored)
-    discriminator = discriminator.replace(collections=d_collections)
-    metrics.update(g_loss=g_loss, rec_loss=rec_loss, adv_loss=adv_loss, d_g_z2=d_g_z2)
+    if discriminator is not None:
+        discriminator = discriminator.replace(collections=d_collections)
+    metrics.update(g_loss=g_loss, **losses)
     return finish_step(
         modules,
         state,
