@@ -31,14 +31,15 @@ def restore_state(
 ) -> tuple[Any, dict[str, Any]]:
     """(the run's TrainState at `step`, placed with `sharding`, the checkpoint's meta), restored
     into the state's abstract shapes (nothing is computed). A checkpoint that holds a model this
-    config no longer trains (a restorer's D, written before lambda_adv 0 stopped building it) is
-    read whole and the model dropped."""
+    config does not train (a restorer's D, written before lambda_adv 0 stopped building it) is read
+    whole and that model dropped."""
     from jaxgan.tasks import get_task
 
     task = get_task(config.task)
     wanted = task.roles_for(config)
-    extra = "discriminator" not in wanted and "discriminator" in checkpoints.saved_models(step)
-    roles = task.roles if extra else wanted
+    # Roles keep their names in both formats, but for format 1's `generator` (always trained).
+    extra = {role for role in task.roles if role not in wanted} & checkpoints.saved_models(step)
+    roles = tuple(role for role in task.roles if role in wanted or role in extra)
     state, meta = checkpoints.restore(step, abstract_state(config, sharding, roles))
     if extra:
         state = state.replace(models={r: m for r, m in state.models.items() if r in wanted})
