@@ -19,7 +19,25 @@ PRECISIONS = (
     "highest",
 )  # jax.lax.Precision of every convolution and matrix product
 TASKS = ("gan", "restore")
-DEGRADATIONS = ("centre_square", "random_boxes", "strokes", "noise", "downsample", "jpeg")
+DEGRADATIONS = (
+    "centre_square",
+    "random_boxes",
+    "strokes",
+    "mixed_holes",
+    "noise",
+    "downsample",
+    "jpeg",
+)
+RESTORERS = ("residual", "encoder_decoder")
+SPECTRAL_NORM = ("", "discriminator", "generator", "both")  # which models are normalised
+
+
+def spectral_norm_of(config: Config, role: str) -> bool:
+    """Whether `role`'s ("generator" or "discriminator") convolutions are spectrally normalised."""
+    return config.spectral_norm in (role, "both")
+
+
+LR_SCHEDULES = ("linear", "cosine")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,15 +47,19 @@ class Config:
     # What to train and on what.
     task: str = "gan"  # "gan" (G and D) or "restore" (R and D)
     data: str = ""  # "digits", "photos", "fake" or a folder of images; "" = the built-in default
-    data_split: str = "train"  # "train", "test" or "all" (the built-in held-out splits)
+    data_split: str = "train"  # "train", "validation", "test" or "all" (built-in data's splits)
     image_size: int = 64
     nc: int = 3  # image channels
     # Models.
     nz: int = 100
     ngf: int = 64
     ndf: int = 64
+    restorer: str = "residual"  # "residual" (input + learned correction) or "encoder_decoder"
     restorer_width: int = 64
-    restorer_skips: bool = True
+    restorer_blocks: int = 4  # residual: blocks of two 3x3 convolutions
+    restorer_unshuffle: int = 2  # residual: features on a grid of 1/unshuffle the image's side
+    restorer_batchnorm: bool = False  # residual: BatchNorm in the blocks
+    restorer_skips: bool = True  # encoder_decoder: U-Net skips
     # Optimisation.
     batch_size: int = 64  # global, over all devices and processes
     num_steps: int = 10_000
@@ -52,7 +74,9 @@ class Config:
     d_beta1: float = -1.0
     g_beta2: float = -1.0
     d_beta2: float = -1.0
-    lr_decay_steps: int = 0  # 0: constant learning rates; N: linear decay to 0 at step N
+    lr_decay_steps: int = 0  # 0: constant learning rates; N: decay to 0 at step N
+    lr_schedule: str = "linear"  # the decay's shape: "linear" or "cosine"
+    warmup_steps: int = 0  # linear warm-up of the learning rates from lr / warmup_steps
     seed: int = 0
     data_seed: int = -1  # -1: the same as seed
     ema_decay: float = 0.0  # 0 = no EMA of the generator
@@ -60,7 +84,8 @@ class Config:
     loss: str = "bce"  # the adversarial loss, by name (`jaxgan.losses.ADVERSARIAL`)
     r1_gamma: float = 0.0  # R1 penalty gamma / 2 * E|grad_x D(x)|^2 on real images; 0 = off
     r1_every: int = 1  # lazy R1: every k-th step, weighted k (StyleGAN2)
-    spectral_norm: str = ""  # "discriminator": spectral normalisation of every convolution of D
+    spectral_norm: str = ""  # spectral normalisation of every convolution of "discriminator",
+    # "generator" or "both"
     discriminator_batchnorm: bool = True  # False: D without its BatchNorm layers
     dtype: str = (
         "float32"  # float32, bfloat16 (compute; float32 parameters) or float64 (verification)
@@ -73,7 +98,11 @@ class Config:
     lambda_rec: float = 0.999
     lambda_adv: float = 0.001
     reconstruction_loss: str = "l2"  # "l1" or "l2"
-    noise_sigma: float = 25.0  # Gaussian noise, on the 0..255 scale
+    noise_sigma: float = 25.0  # Gaussian noise, on the 0..255 scale (evaluation's, and training's
+    # unless noise_sigma_max is set)
+    noise_sigma_max: float = 0.0  # blind denoising: each training image's sigma from U(0, max)
+    hole_fill: str = "harmonic"  # what a hole holds before restoration: "harmonic" or "zero"
+    dihedral: bool = False  # random flips and 90-degree rotations of each training crop (8-fold)
     scale_factor: int = 4  # super-resolution: 2 or 4
     downsampler: str = "bicubic"  # "bicubic" or "area"
     jpeg_quality: int = 20
@@ -135,12 +164,16 @@ def check(config: Config) -> Config:
         "dtype": DTYPES,
         "task": TASKS,
         "degradation": DEGRADATIONS,
-        "data_split": ("train", "test", "all"),
+        "data_split": ("train", "validation", "test", "all"),
         "reconstruction_loss": ("l1", "l2"),
         "downsampler": ("bicubic", "area"),
         "image_size": (32, 64, 128),
         "scale_factor": (2, 4),
         "precision": PRECISIONS,
+        "restorer": RESTORERS,
+        "restorer_unshuffle": (1, 2, 4),
+        "lr_schedule": LR_SCHEDULES,
+        "hole_fill": ("harmonic", "zero"),
     }
     for name, allowed in choices.items():
         if getattr(config, name) not in allowed:
@@ -166,13 +199,16 @@ def check(config: Config) -> Config:
                 f"config field {name!r} must be -1 (the shared value) or at least 0, "
                 f"got {getattr(config, name)}"
             )
-    if config.spectral_norm not in ("", "discriminator"):
+    if config.spectral_norm not in SPECTRAL_NORM:
         raise ConfigError(
-            "config field 'spectral_norm' must be '' or 'discriminator' (spectral normalisation of "
-            f"the generator is not built yet), got {config.spectral_norm!r}"
+            f"config field 'spectral_norm' must be one of {SPECTRAL_NORM}, "
+            f"got {config.spectral_norm!r}"
         )
-    if config.r1_gamma < 0 or config.lr_decay_steps < 0:
-        raise ConfigError("config fields 'r1_gamma' and 'lr_decay_steps' must be at least 0")
+    for name in ("r1_gamma", "lr_decay_steps", "warmup_steps", "noise_sigma", "noise_sigma_max"):
+        if getattr(config, name) < 0:
+            raise ConfigError(
+                f"config field {name!r} must be at least 0, got {getattr(config, name)}"
+            )
     for name in (
         "r1_every",
         "batch_size",
@@ -180,6 +216,7 @@ def check(config: Config) -> Config:
         "ngf",
         "ndf",
         "restorer_width",
+        "restorer_blocks",
         "nc",
         "log_every",
         "sample_every",

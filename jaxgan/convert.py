@@ -18,10 +18,16 @@ import jax.numpy as jnp
 import numpy as np
 from flax import traverse_util
 
-from jaxgan.models import Discriminator, Generator, Restorer
+from jaxgan.models import Discriminator, Generator, ResidualRestorer, Restorer
 from jaxgan.models.generator import num_upsamplings
 
-MODELS = ("generator", "discriminator", "restorer")
+MODELS = ("generator", "discriminator", "restorer")  # the roles, as `--model` names them
+
+
+def role_of(arch: Mapping[str, Any]) -> str:
+    """The role (one of MODELS) of an architecture record: both restorer forms are a restorer."""
+    return "restorer" if arch.get("model") == "residual_restorer" else str(arch.get("model"))
+
 
 # layout -> (torch -> flax axes, flax -> torch axes)
 LAYOUTS = {
@@ -67,27 +73,51 @@ SPECTRAL_NORM_KEYS = {  # PyTorch's two spectral_norm APIs: (weight, u, v) under
 }
 
 
-def _conv(torch_prefix: str, flax_name: str, spectral_norm: str) -> list[Entry]:
+def _conv(
+    torch_prefix: str, flax_name: str, spectral_norm: str, layout: str = "conv"
+) -> list[Entry]:
     """A convolution's weight, or its spectral-norm weight and power-iteration vectors."""
     if not spectral_norm:
-        return [Entry(f"{torch_prefix}.weight", ("params", flax_name, "kernel"), "conv")]
+        return [Entry(f"{torch_prefix}.weight", ("params", flax_name, "kernel"), layout)]
     weight, u, v = SPECTRAL_NORM_KEYS[spectral_norm]
     return [
-        Entry(f"{torch_prefix}.{weight}", ("params", flax_name, "kernel"), "conv"),
+        Entry(f"{torch_prefix}.{weight}", ("params", flax_name, "kernel"), layout),
         Entry(f"{torch_prefix}.{u}", ("spectral", flax_name, "u"), "vector"),
         Entry(f"{torch_prefix}.{v}", ("spectral", flax_name, "v"), "vector"),
     ]
 
 
+def _conv_with_bias(torch_prefix: str, flax_name: str, layout: str = "conv") -> list[Entry]:
+    return [
+        Entry(f"{torch_prefix}.weight", ("params", flax_name, "kernel"), layout),
+        Entry(f"{torch_prefix}.bias", ("params", flax_name, "bias"), "vector"),
+    ]
+
+
+def residual_restorer_table(arch: Mapping[str, Any]) -> list[Entry]:
+    """torch_ref.models.ResidualRestorer: stem, blocks.i.(conv0, bn0, conv1, bn1), upsample,
+    head."""
+    entries = _conv_with_bias("stem", "stem")
+    for i in range(arch["blocks"]):
+        for j in (0, 1):
+            entries += _conv_with_bias(f"blocks.{i}.conv{j}", f"block_{i}_conv_{j}")
+            if arch["batchnorm"]:
+                entries += _batchnorm(f"blocks.{i}.bn{j}", f"block_{i}_bn_{j}")
+    if arch["unshuffle"] > 1:
+        entries += _conv_with_bias("upsample", "upsample", "conv_transpose")
+    return entries + _conv_with_bias("head", "head")
+
+
 def table(arch: Mapping[str, Any]) -> list[Entry]:
     """The conversion table of one model, in PyTorch's `state_dict` order."""
+    if arch["model"] == "residual_restorer":
+        return residual_restorer_table(arch)
     layers = num_upsamplings(arch["image_size"])
     entries: list[Entry] = []
     if arch["model"] == "generator":  # main = [ConvT, BN, ReLU] * L + [ConvT, Tanh]
         for i in range(layers + 1):
-            entries.append(
-                Entry(f"main.{3 * i}.weight", ("params", f"conv_{i}", "kernel"), "conv_transpose")
-            )
+            spectral_norm = arch.get("spectral_norm") or ""
+            entries += _conv(f"main.{3 * i}", f"conv_{i}", spectral_norm, "conv_transpose")
             if i < layers:
                 entries += _batchnorm(f"main.{3 * i + 1}", f"bn_{i}")
     elif arch["model"] == "discriminator":
@@ -124,13 +154,16 @@ def build_model(
     """The Flax module that an architecture record (see `infer_arch`) describes."""
     kwargs = dict(dtype=dtype, param_dtype=param_dtype or jnp.promote_types(dtype, jnp.float32))
     fields = {k: v for k, v in arch.items() if k != "model"}
+    if "spectral_norm" in fields:  # the record names the PyTorch format; the module takes a flag
+        fields["spectral_norm"] = bool(fields["spectral_norm"])
     if arch["model"] == "generator":
         return Generator(**fields, **kwargs)
     if arch["model"] == "discriminator":
-        fields["spectral_norm"] = bool(fields.get("spectral_norm"))
         return Discriminator(**fields, **kwargs)
     if arch["model"] == "restorer":
         return Restorer(**fields, **kwargs)
+    if arch["model"] == "residual_restorer":
+        return ResidualRestorer(**fields, **kwargs)
     raise ConversionError(f"unknown model {arch['model']!r}; expected one of {MODELS}")
 
 
@@ -162,6 +195,19 @@ def infer_arch(model: str, state_dict: Mapping[str, Any]) -> dict[str, Any]:
             )
         return tuple(state_dict[key].shape)
 
+    if model == "restorer" and "stem.weight" in state_dict:  # torch_ref.models.ResidualRestorer
+        stem, head = weight("stem.weight"), weight("head.weight")
+        blocks = sum(1 for k in state_dict if re.fullmatch(r"blocks\.\d+\.conv0\.weight", k))
+        unshuffle = int(round(np.sqrt(stem[1] / (head[0] + 1))))
+        return dict(
+            model="residual_restorer",
+            nc=head[0],
+            width=stem[0],
+            blocks=blocks,
+            unshuffle=unshuffle,
+            batchnorm="blocks.0.bn0.weight" in state_dict,
+            image_size=64,
+        )
     if model == "restorer":
         layers = sum(1 for k in state_dict if re.fullmatch(r"encoder\.\d+\.0\.weight", k))
         first = weight("encoder.0.0.weight")
@@ -192,16 +238,19 @@ def infer_arch(model: str, state_dict: Mapping[str, Any]) -> dict[str, Any]:
     last = weight(f"main.{convs[-1]}.{found[convs[-1]]}")
     image_size = 4 * 2 ** (len(convs) - 1)
     if model == "generator":
-        return dict(model=model, nz=first[0], ngf=last[0], nc=last[1], image_size=image_size)
-    arch = dict(model=model, ndf=first[0], nc=first[1], image_size=image_size)
+        arch = dict(model=model, nz=first[0], ngf=last[0], nc=last[1], image_size=image_size)
+    else:
+        arch = dict(model=model, ndf=first[0], nc=first[1], image_size=image_size)
     formats = {suffixes[suffix] for suffix in found.values()}
     if len(formats) > 1:
         raise ConversionError(
             f"a {model} state dict whose convolutions mix spectral-norm formats "
-            f"({sorted(formats)}); jaxgan normalises all of D's convolutions or none"
+            f"({sorted(formats)}); jaxgan normalises all of a model's convolutions or none"
         )
     if formats != {""}:
         arch["spectral_norm"] = formats.pop()
+    if model == "generator":
+        return arch
     if not any(re.fullmatch(r"main\.\d+\.running_mean", k) for k in state_dict):
         arch["batchnorm"] = False
     return arch

@@ -97,6 +97,8 @@ def load_variables(
     if not path.is_dir():
         raise checkpoint.CheckpointError(f"{path}: no such training workdir or model folder")
     arch, variables = model_folder.load_model(path)
-    if arch.get("model") != model:
+    from jaxgan.convert import role_of
+
+    if role_of(arch) != model:
         raise checkpoint.CheckpointError(f"{path} holds a {arch.get('model')}, not a {model}{hint}")
     return dict(arch), variables, None

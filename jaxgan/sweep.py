@@ -36,7 +36,20 @@ SWEEPABLE = (
     *("seed", "data_seed", "lr", "beta1", "beta2", "ema_decay", "lambda_rec", "lambda_adv"),
     *ADAM_FIELDS,
 )
-SHAPE_FIELDS = ("image_size", "nc", "nz", "ngf", "ndf", "restorer_width", "batch_size")
+SHAPE_FIELDS = (
+    "image_size",
+    "nc",
+    "nz",
+    "ngf",
+    "ndf",
+    "restorer",
+    "restorer_width",
+    "restorer_blocks",
+    "restorer_unshuffle",
+    "restorer_batchnorm",
+    "restorer_skips",
+    "batch_size",
+)
 DATA_FIELDS = ("data", "data_split")
 INIT_FIELDS = (
     "seed",

@@ -13,6 +13,18 @@ from jaxgan import convert
 from torch_ref import models as torch_models
 
 TORCH_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+# Residual restorers under test: name -> (unshuffle, batchnorm); 2 blocks each.
+RESIDUAL = {
+    "residual": (2, False),
+    "residual_bn": (2, True),
+    "residual_u1": (1, False),
+    "residual_u4": (4, False),
+}
+
+
+def role(name: str) -> str:
+    """The converter's model name (`--model`) of a model under test."""
+    return "restorer" if name in RESIDUAL else name
 
 
 def precision(dtype: str):
@@ -37,6 +49,10 @@ def make_torch_model(
         module = torch_models.Generator(nz=nz, ngf=width, nc=nc, image_size=size)
     elif name == "discriminator":
         module = torch_models.Discriminator(ndf=width, nc=nc, image_size=size)
+    elif name in RESIDUAL:  # DCGAN's init below also gives the zero-initialised head weights
+        unshuffle, batchnorm = RESIDUAL[name]
+        module = torch_models.ResidualRestorer(nc, width, 2, unshuffle, batchnorm)
+        torch.nn.init.uniform_(module.head.bias, -0.1, 0.1)
     else:
         module = torch_models.Restorer(nc=nc, width=width, image_size=size, skips=skips)
     module.apply(torch_models.weights_init)
@@ -97,7 +113,7 @@ def jax_forward(
 ):
     """(output, new batch_stats or None) of the converted Flax model; D's logits pass through
     sigmoid."""
-    arch = convert.infer_arch(name, state_dict)
+    arch = convert.infer_arch(role(name), state_dict)
     variables = convert.torch_to_flax(arch, state_dict)
     model = convert.build_model(arch, np.dtype(dtype))
     args = [to_jax_input(x) for x in inputs]

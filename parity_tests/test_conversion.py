@@ -15,7 +15,7 @@ from flax import traverse_util
 from torch import nn
 
 from jaxgan import convert, model_folder, torch_files
-from parity_tests.helpers import make_torch_model, precision, torch_forward
+from parity_tests.helpers import make_torch_model, precision, role, torch_forward
 from scripts import convert as convert_cli
 from scripts import sample as sample_cli
 
@@ -88,20 +88,30 @@ def run_cli(main, *args: str) -> int:
 @pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
 @pytest.mark.parametrize(
     "name,skips",
-    [("generator", False), ("discriminator", False), ("restorer", False), ("restorer", True)],
+    [
+        ("generator", False),
+        ("discriminator", False),
+        ("restorer", False),
+        ("restorer", True),
+        ("residual", False),
+        ("residual_bn", False),
+        ("residual_u1", False),
+        ("residual_u4", False),
+    ],
 )
 def test_torch_to_jax_to_torch_is_exact(tmp_path, name, skips, suffix, dtype):
     module = make_torch_model(name, skips=skips, dtype=dtype)
     original = module.state_dict()
     source = tmp_path / f"model{suffix}"
     torch_files.save_state_dict({k: v.numpy() for k, v in original.items()}, source)
-    assert run_cli(convert_cli.main, "torch2jax", "--model", name, source, tmp_path / "jax") == 0
+    model = role(name)
+    assert run_cli(convert_cli.main, "torch2jax", "--model", model, source, tmp_path / "jax") == 0
     assert (
         run_cli(
             convert_cli.main,
             "jax2torch",
             "--model",
-            name,
+            model,
             tmp_path / "jax",
             tmp_path / f"back{suffix}",
         )
@@ -112,12 +122,21 @@ def test_torch_to_jax_to_torch_is_exact(tmp_path, name, skips, suffix, dtype):
 
 
 @pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
-@pytest.mark.parametrize("name", ["generator", "discriminator", "restorer"])
+@pytest.mark.parametrize("name", ["generator", "discriminator", "restorer", "residual"])
 def test_jax_to_torch_to_jax_is_exact(tmp_path, name, suffix, dtype):
     arch = {
         "generator": dict(model="generator", nz=16, ngf=8, nc=3, image_size=32),
         "discriminator": dict(model="discriminator", ndf=8, nc=1, image_size=64),
         "restorer": dict(model="restorer", nc=3, width=8, image_size=32, skips=True),
+        "residual": dict(
+            model="residual_restorer",
+            nc=1,
+            width=8,
+            blocks=3,
+            unshuffle=2,
+            batchnorm=True,
+            image_size=64,
+        ),
     }[name]
     shapes = convert.variable_shapes(arch)
     rng = np.random.default_rng(0)
@@ -136,7 +155,7 @@ def test_jax_to_torch_to_jax_is_exact(tmp_path, name, suffix, dtype):
             convert_cli.main,
             "jax2torch",
             "--model",
-            name,
+            role(name),
             tmp_path / "jax",
             tmp_path / f"t{suffix}",
         )
@@ -147,7 +166,7 @@ def test_jax_to_torch_to_jax_is_exact(tmp_path, name, suffix, dtype):
             convert_cli.main,
             "torch2jax",
             "--model",
-            name,
+            role(name),
             tmp_path / f"t{suffix}",
             tmp_path / "back",
         )

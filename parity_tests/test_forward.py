@@ -1,8 +1,10 @@
 """Forward outputs and BatchNorm running statistics: jaxgan's Flax models against torch_ref.
 
 Each axis is varied once around a base case (32x32, nc 3, batch 4, width 8): image size 64 and 128,
-nc 1, batch sizes 1 and 7, and both restorer forms. Bounds (max abs difference): float32 1e-5,
-float64 1e-10, for outputs and for running statistics after a train-mode forward.
+nc 1, batch sizes 1 and 7, and every restorer form (encoder-decoder with and without skips, residual
+with and without BatchNorm; residual unshuffle 1 and 4 in their own test). Bounds (max abs
+difference): float32 1e-5, float64 1e-10, for outputs and for running statistics after a train-mode
+forward.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from parity_tests.helpers import (
     jax_forward,
     make_inputs,
     make_torch_model,
+    role,
     state_dict_numpy,
     to_jax_input,
     torch_forward,
@@ -25,7 +28,14 @@ from parity_tests.helpers import (
 BOUND = {"float32": 1e-5, "float64": 1e-10}
 BASE = dict(size=32, nc=3, batch=4)
 VARIANTS = [dict(), dict(size=64), dict(size=128), dict(nc=1), dict(batch=1), dict(batch=7)]
-MODELS = [("generator", False), ("discriminator", False), ("restorer", False), ("restorer", True)]
+MODELS = [
+    ("generator", False),
+    ("discriminator", False),
+    ("restorer", False),
+    ("restorer", True),
+    ("residual", False),
+    ("residual_bn", False),
+]
 
 
 def case_id(variant: dict) -> str:
@@ -47,8 +57,8 @@ def test_forward_matches_torch(name, skips, variant, train, dtype):
     assert got.dtype == np.dtype(dtype)
     np.testing.assert_allclose(got, expected, rtol=0, atol=BOUND[dtype])
     if train:  # torch's module now holds the updated running statistics and counts
-        converted = traverse_util.flatten_dict(updates["batch_stats"])
-        for entry in convert.table(convert.infer_arch(name, module.state_dict())):
+        converted = traverse_util.flatten_dict(updates.get("batch_stats", {}))
+        for entry in convert.table(convert.infer_arch(role(name), module.state_dict())):
             if entry.flax_path[0] != "batch_stats":
                 continue
             want = module.state_dict()[entry.torch_key].numpy()
@@ -90,7 +100,7 @@ def test_bfloat16_compute_tracks_float32(name, skips):
     module = make_torch_model(name, skips=skips)
     inputs = [to_jax_input(x) for x in make_inputs(name, 4)]
     state_dict = state_dict_numpy(module)
-    arch = convert.infer_arch(name, state_dict)
+    arch = convert.infer_arch(role(name), state_dict)
     variables = convert.torch_to_flax(arch, state_dict)
     full = np.asarray(convert.build_model(arch).apply(variables, *inputs, train=False))
     model = convert.build_model(arch, jnp.bfloat16)
@@ -99,7 +109,7 @@ def test_bfloat16_compute_tracks_float32(name, skips):
     statistics = [
         leaf for leaf in jax.tree.leaves(updates) if jnp.issubdtype(leaf.dtype, jnp.floating)
     ]
-    assert statistics and all(
+    assert (bool(statistics) == ("batch_stats" in variables)) and all(
         leaf.dtype == np.float32 for leaf in statistics
     )  # statistics stay float32
     half = model.apply(variables, *inputs, train=False)
@@ -110,3 +120,12 @@ def test_bfloat16_compute_tracks_float32(name, skips):
     assert (
         error.max() < 0.1 and error.mean() < 0.02 and error.max() > 0
     )  # really computed in bfloat16
+
+
+@pytest.mark.parametrize("name", ["residual_u1", "residual_u4"])
+def test_residual_restorer_unshuffle_factors_match_torch(name, dtype):
+    """Pixel-unshuffle's channel order and the transposed convolution back, at factors 1 and 4."""
+    module = make_torch_model(name, 32, 3, dtype=dtype)
+    inputs = make_inputs(name, 3, 32, 3, dtype=dtype)
+    got, _ = jax_forward(name, state_dict_numpy(module), inputs, False, dtype)
+    np.testing.assert_allclose(got, torch_forward(module, inputs, False), rtol=0, atol=BOUND[dtype])

@@ -1,6 +1,6 @@
-"""A spectrally normalised D (with and without its BatchNorm layers) converts both ways in both of
-PyTorch's formats, read off the keys, and computes what PyTorch computes: eval mode with the stored
-vectors, train mode with one power iteration per call."""
+"""A spectrally normalised D (with and without its BatchNorm layers), and G, convert both ways in
+both of PyTorch's formats, read off the keys, and compute what PyTorch computes: eval mode with the
+stored vectors, train mode with one power iteration per call."""
 
 from __future__ import annotations
 
@@ -109,3 +109,56 @@ def test_spectral_norm_format_for_a_plain_model_is_an_error(tmp_path, capsys):
     output = tmp_path / "o.pth"
     assert convert_d("jax2torch", tmp_path / "j", output, "--spectral-norm-format", "legacy") == 1
     assert "has no spectral normalisation" in capsys.readouterr().err
+
+
+def spectral_generator(format: str, seed: int = 0) -> torch.nn.Module:
+    """torch_ref's G, spectrally normalised (PyTorch picks dim 1 of a ConvTranspose2d weight, its
+    output channels), after three train-mode calls (float64)."""
+    torch.manual_seed(seed)
+    module = torch_models.Generator(nz=16, ngf=8, nc=3, image_size=32)
+    module.apply(torch_models.weights_init)
+    torch_models.spectral_norm(module, format).double().train()
+    with torch.no_grad():
+        for _ in range(3):
+            module(torch.randn(4, 16, 1, 1, dtype=torch.float64))
+    return module
+
+
+@pytest.mark.parametrize("format", FORMATS)
+def test_spectrally_normalised_generator_matches_pytorch_and_converts_exactly(tmp_path, format):
+    import jax
+
+    module = spectral_generator(format)
+    with jax.enable_x64(True):
+        state_dict = state_dict_numpy(module)
+        arch = convert.infer_arch("generator", state_dict)
+        assert arch["spectral_norm"] == format and arch["nz"] == 16
+        variables = convert.torch_to_flax(arch, state_dict)
+        model = convert.build_model(arch, np.float64)
+        (latents,) = make_inputs("generator", 4, nz=16, dtype="float64")
+        module.eval()
+        with torch.no_grad():
+            expected = module(torch.from_numpy(latents)).numpy().transpose(0, 2, 3, 1)
+        got = np.asarray(model.apply(variables, to_jax_input(latents), train=False))
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+        if format == "parametrizations":  # one power iteration per train-mode call, as PyTorch
+            out, updates = model.apply(
+                variables, to_jax_input(latents), train=True, mutable=["batch_stats", "spectral"]
+            )
+            module.train()
+            with torch.no_grad():
+                expected = module(torch.from_numpy(latents)).numpy().transpose(0, 2, 3, 1)
+            np.testing.assert_allclose(np.asarray(out), expected, rtol=0, atol=1e-10)
+            after = convert.torch_to_flax(arch, state_dict_numpy(module))["spectral"]
+            for layer, vectors in after.items():
+                for name, value in vectors.items():
+                    np.testing.assert_allclose(updates["spectral"][layer][name], value, atol=1e-12)
+    source = tmp_path / "g.pth"
+    original = module.float().state_dict()
+    torch_files.save_state_dict({k: v.numpy() for k, v in original.items()}, source)
+    assert (
+        run_cli(convert_cli.main, "torch2jax", "--model", "generator", source, tmp_path / "j") == 0
+    )
+    back = tmp_path / "back.pth"
+    assert run_cli(convert_cli.main, "jax2torch", "--model", "generator", tmp_path / "j", back) == 0
+    assert_same_state_dict(torch_files.load_state_dict(back)[0], original)

@@ -63,9 +63,11 @@ VARIANTS = {
         "d_beta2": 0.9,
         "lr_decay_steps": 30,
     },
+    "warmup_cosine": {"warmup_steps": 5, "lr_decay_steps": 25, "lr_schedule": "cosine"},
     "least_squares_lazy_r1": {"loss": "least_squares", "r1_gamma": 1.0, "r1_every": 2},
     "wasserstein_r1": {"loss": "wasserstein", "r1_gamma": 10.0},
     "spectral_norm_hinge": {"spectral_norm": "discriminator", "loss": "hinge"},
+    "spectral_norm_both": {"spectral_norm": "both"},
     "spectral_norm_without_batchnorm": {
         "spectral_norm": "discriminator",
         "discriminator_batchnorm": False,

@@ -6,6 +6,7 @@
   python scripts/benchmark.py --loaders                  # input pipeline throughput
   python scripts/benchmark.py --sweep 8                  # K dcgan32 runs in one program vs one
                                                          # by one
+  python scripts/benchmark.py --restore                  # shipped restorers, NLM, BM3D on 1 MP
 
 Every contender runs in its own process (two frameworks in one process fight over the cores), and
 the contenders take turns for several rounds; each round reports its own ratio to PyTorch eager.
@@ -36,6 +37,10 @@ def run_worker(spec: dict) -> dict:
 
 
 def worker(spec: dict) -> dict:
+    if spec["framework"] == "restore":
+        from jaxgan.tasks.restore.benchmark import restore_speed
+
+        return restore_speed(spec["method"])
     if spec["framework"] == "jaxgan":
         from jaxgan.benchmarking import measure_jaxgan
 
@@ -176,6 +181,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--sweep", type=int, metavar="K", help="measure K dcgan32 runs as one sweep instead"
     )
+    parser.add_argument(
+        "--restore",
+        nargs="*",
+        metavar="METHOD",
+        help="restore speed on a 1-megapixel image: shipped restorers by name, nlm, bm3d "
+        "(default all)",
+    )
     parser.add_argument("--json", help="write the rows to this file")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -189,7 +201,16 @@ def main(argv: list[str] | None = None) -> int:
             ["float32"],
             ["eager"],
         )
-    if args.loaders:
+    if args.restore is not None:
+        from jaxgan.tasks.restore import pretrained
+
+        methods = args.restore or [*pretrained.names(), "nlm", "bm3d"]
+        rows = [run_worker(dict(framework="restore", method=method)) for method in methods]
+        text = "\n".join(
+            ["| method | seconds per 1-MP image | MP/s |", "|---|---:|---:|"]
+            + [f"| {r['method']} | {r['seconds']:.2f} | {r['mp_per_s']:.3f} |" for r in rows]
+        )
+    elif args.loaders:
         loaders = [(data, 64) for data in ("digits", "photos", "folder", "prepared")]
         loaders += [(data, 128) for data in ("folder", "prepared")]
         rows = [

@@ -46,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     to_torch.add_argument(
         "--spectral-norm-format",
         choices=("parametrizations", "legacy"),
-        help="keys of a spectrally normalised D: torch.nn.utils.parametrizations.spectral_norm's "
+        help="keys of a spectrally normalised G or D: "
+        "torch.nn.utils.parametrizations.spectral_norm's "
         "(parametrizations.weight.original, ..._u, ..._v) or torch.nn.utils.spectral_norm's "
         "(weight_orig, weight_u, weight_v); default: the format it was converted from, else "
         "parametrizations",
@@ -96,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
                 if not arch.get("spectral_norm"):
                     raise convert.ConversionError(
                         f"{args.src}: --spectral-norm-format is for a spectrally normalised "
-                        f"discriminator; this {args.model} has no spectral normalisation"
+                        f"model; this {args.model} has no spectral normalisation"
                     )
                 arch = {**arch, "spectral_norm": args.spectral_norm_format}
             torch_files.save_state_dict(

@@ -79,6 +79,23 @@ def main(argv: list[str] | None = None) -> int:
         "--checkpoint", help="restorer workdir or model folder (omit to measure only the baselines)"
     )
     restore.add_argument(
+        "--model", help="a shipped restorer by name (scripts/restore.py --model list)"
+    )
+    restore.add_argument(
+        "--split",
+        choices=("validation", "test"),
+        default="test",
+        help="held-out split: validation for choices, test for tables",
+    )
+    restore.add_argument(
+        "--ensemble", action="store_true", help="also the restorer's 8-fold self-ensemble"
+    )
+    restore.add_argument(
+        "--nlm-strength",
+        type=float,
+        help="non-local means' h in units of sigma (default: the validation-chosen one per sigma)",
+    )
+    restore.add_argument(
         "--data",
         default="photos",
         help=(
@@ -126,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     options = {k: v for k, v in vars(args).items() if k != "command"}
     try:
         run(**options)
-    except (FileNotFoundError, ValueError) as error:
+    except (FileNotFoundError, ValueError) as error:  # an unknown --model is a ValueError
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0

@@ -1,5 +1,5 @@
-"""Restore images: `python scripts/restore.py --checkpoint DIR --input PATH --out PATH
-    [--mask PATH]`.
+"""Restore images: `python scripts/restore.py --model NAME --input PATH --out PATH [--mask PATH]`
+(a shipped restorer; `--model list` prints them) or `--checkpoint DIR` (one you trained).
 
 PATH is a file (png, jpg, tiff, npy; 8-bit, 16-bit or float; any size) or a folder, whose images are
 restored into --out with the same relative names, each file atomically: a failed or killed run keeps
@@ -9,7 +9,8 @@ place). The output keeps the input's size, bit depth and value range. --mask mar
 fill: 1 / white = missing (a file for every input, or a folder with a mask of the same relative
 name, any image suffix); the other pixels are kept exactly.
 
-  --method restorer (default): DIR is a restorer's training workdir or converted model folder.
+  --method restorer (default): --model NAME, or DIR a restorer's training workdir or converted
+    model folder; --ensemble averages the 8 flips and rotations (8x the time).
   --method gan-prior: DIR is a GAN workdir (G and D), or a converted generator with
     --discriminator DIR; latents z are searched so that G(z) matches the known pixels
     (Yeh et al. 2017), then blended in.
@@ -39,11 +40,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--checkpoint", help="restorer (or, with --method gan-prior, GAN) folder")
     parser.add_argument(
-        "--checkpoint", required=True, help="restorer (or, with --method gan-prior, GAN) folder"
+        "--model", help="a shipped restorer by name instead of --checkpoint; 'list' prints them"
     )
-    parser.add_argument("--input", required=True, help="an image file or a folder of images")
-    parser.add_argument("--out", required=True, help="output file (for a file input) or folder")
+    parser.add_argument("--input", help="an image file or a folder of images")
+    parser.add_argument("--out", help="output file (for a file input) or folder")
+    parser.add_argument(
+        "--ensemble", action="store_true", help="average the 8 flips and rotations (8x the time)"
+    )
     parser.add_argument("--mask", help="mask file or folder: 1 / white = missing")
     parser.add_argument("--method", choices=("restorer", "gan-prior"), default="restorer")
     parser.add_argument("--discriminator", help="gan-prior: a converted discriminator folder")
@@ -64,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--overlap", type=int, help="tile overlap in pixels (default a quarter of the tile)"
     )
-    parser.add_argument("--batch-size", type=int, default=32, help="tiles per device batch")
+    parser.add_argument("--batch-size", type=int, default=8, help="tiles per device batch")
     parser.add_argument("--steps", type=int, default=1000, help="gan-prior: Adam steps over z")
     parser.add_argument(
         "--prior-weight", type=float, default=0.003, help="gan-prior: weight of D's term"
@@ -84,6 +89,17 @@ def main(argv: list[str] | None = None) -> int:
         help="replace an existing --out (a folder of another job: file by file, in place)",
     )
     args = parser.parse_args(argv)
+    if args.model == "list":
+        from jaxgan.tasks.restore import pretrained
+
+        print(pretrained.listing())
+        return 0
+    if (args.checkpoint is None) == (args.model is None):
+        parser.error("give --checkpoint DIR or --model NAME (one of them)")
+    if args.model and args.method != "restorer":
+        parser.error("--model names a shipped restorer: it needs --method restorer")
+    if not args.input or not args.out:
+        parser.error("--input and --out are required")
 
     from jaxgan import cli
 
@@ -103,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
         job = {
             "tool": "restore",
             "method": args.method,
-            "checkpoint": str(Path(args.checkpoint).resolve()),
+            "checkpoint": str(Path(args.checkpoint).resolve()) if args.checkpoint else None,
+            "model": args.model,
             "input": str(source.resolve()),
             "mask": str(Path(args.mask).resolve()) if args.mask else None,
             "ema": not args.no_ema,
@@ -112,12 +129,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.method == "restorer":
             from jaxgan.tasks.restore.api import load_restorer, restore
 
-            model = load_restorer(args.checkpoint, use_ema=not args.no_ema)
+            model = load_restorer(args.checkpoint, use_ema=not args.no_ema, model=args.model)
             job.update(
                 weights=digest(model.arch, model.variables),
                 scale=args.scale,
                 overlap=args.overlap,
                 batch_size=args.batch_size,
+                ensemble=args.ensemble,
             )
 
             def run(path: Path, mask: Path | None):
@@ -129,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
                     scale=args.scale,
                     overlap=args.overlap,
                     batch_size=args.batch_size,
+                    ensemble=args.ensemble,
                 )
         else:
             from jaxgan.tasks.restore.gan_prior import load_gan, restore_file

@@ -25,13 +25,21 @@ def photos():
     return jnp.asarray(held_out_crops("photos", 32, 3, 6, seed=1), jnp.float32) / 127.5 - 1
 
 
-def test_centre_square_is_context_encoders_hole(photos):
-    damaged, mask = Degradation("centre_square", 32).apply(jax.random.key(0), photos)
+@pytest.mark.parametrize("fill", ["zero", "harmonic"])
+def test_centre_square_is_context_encoders_hole(photos, fill):
+    damaged, mask = Degradation("centre_square", 32, hole_fill=fill).apply(
+        jax.random.key(0), photos
+    )
     expected = np.zeros((32, 32), np.float32)
     expected[8:24, 8:24] = 1
     assert mask.shape == (6, 32, 32, 1)
     np.testing.assert_array_equal(mask[..., 0], np.broadcast_to(expected, (6, 32, 32)))
-    np.testing.assert_array_equal(np.asarray(damaged)[:, 8:24, 8:24], 0)  # holes are mid-grey
+    hole = np.asarray(damaged)[:, 8:24, 8:24]
+    if fill == "zero":
+        np.testing.assert_array_equal(hole, 0)  # holes are mid-grey
+    else:  # a smooth fill from the border, never outside the border's range
+        border = np.asarray(photos)[:, 7:25, 7:25]
+        assert hole.min() >= border.min() and hole.max() <= border.max() and hole.std() > 0
     keep = expected[None, ..., None] == 0
     np.testing.assert_array_equal(np.where(keep, damaged, 0), np.where(keep, photos, 0))
 

@@ -195,3 +195,22 @@ def test_one_tiny_real_call_of_each_console_script(installed, tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "filled.png").is_file()
+    # the shipped restorers come with the wheel: listed, and used with no checkpoint
+    result = run_script(installed, "jaxgan-restore", "--model", "list", cwd=tmp_path)
+    from jaxgan.tasks.restore import pretrained
+
+    listed = [line.split("\t")[0] for line in result.stdout.strip().splitlines()]
+    assert result.returncode == 0 and listed == list(pretrained.DESCRIPTIONS), result.stdout
+    result = run_script(
+        installed,
+        "jaxgan-restore",
+        "--model",
+        "denoise-gray",
+        "--input",
+        "photo.png",
+        "--out",
+        "denoised.png",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "denoised.png").is_file()

@@ -351,7 +351,7 @@ def test_evaluate_restore_prints_its_table_and_writes_json(inpainter, tmp_path, 
         )
         == 1
     )
-    assert "trained for 'centre_square'" in capsys.readouterr().err
+    assert "trained for 'mixed_holes', not 'noise'" in capsys.readouterr().err
 
 
 def test_super_resolution_upsamples_as_training_did_and_checks_the_scale(tmp_path):

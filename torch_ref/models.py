@@ -1,4 +1,4 @@
-"""The seed's Generator and Discriminator (sections 4.1, 4.2) and the restorer R, in PyTorch.
+"""The seed's Generator and Discriminator (sections 4.1, 4.2) and the restorers R, in PyTorch.
 
 With the defaults (nc=3, nz=100, ngf=ndf=64, 64x64) `main` is layer for layer the seed's
 `nn.Sequential`, so a state dict saved from the seed's own classes loads with `strict=True`.
@@ -8,6 +8,7 @@ Sizes 32 and 128 have one stride-2 layer fewer or more (the DCGAN convention).
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -134,6 +135,63 @@ class Restorer(nn.Module):
             if self.skips:
                 x = torch.cat([x, features[layers - 2 - j]], dim=1)
         return self.decoder[-1](x)
+
+
+RESIDUAL_BLOCK_SCALE = 0.1  # jaxgan.models.restorer.RESIDUAL_BLOCK_SCALE
+
+
+class ResidualBlock(nn.Module):
+    """x + conv1(relu(conv0(x))), 3x3 convolutions with bias (BatchNorm after each, optional)."""
+
+    def __init__(self, width: int, batchnorm: bool = False):
+        super().__init__()
+        self.conv0 = nn.Conv2d(width, width, 3, 1, 1)
+        self.bn0 = nn.BatchNorm2d(width) if batchnorm else nn.Identity()
+        self.conv1 = nn.Conv2d(width, width, 3, 1, 1)
+        self.bn1 = nn.BatchNorm2d(width) if batchnorm else nn.Identity()
+        with torch.no_grad():
+            self.conv1.weight.mul_(RESIDUAL_BLOCK_SCALE)
+            self.conv1.bias.mul_(RESIDUAL_BLOCK_SCALE)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.bn1(self.conv1(F.relu(self.bn0(self.conv0(x)))))
+
+
+class ResidualRestorer(nn.Module):
+    """R as input + correction; see jaxgan/models/restorer.py's ResidualRestorer.
+
+    pixel_unshuffle(image, mask) -> `stem` 3x3 -> `blocks` -> `upsample` (ConvTranspose, kernel and
+    stride = unshuffle) + ReLU -> `head` 3x3 on (features, image, mask), zero-initialised, added to
+    the image.
+    """
+
+    def __init__(
+        self,
+        nc: int = 3,
+        width: int = 64,
+        blocks: int = 4,
+        unshuffle: int = 2,
+        batchnorm: bool = False,
+    ):
+        super().__init__()
+        self.unshuffle = unshuffle
+        self.stem = nn.Conv2d((nc + 1) * unshuffle**2, width, 3, 1, 1)
+        self.blocks = nn.ModuleList([ResidualBlock(width, batchnorm) for _ in range(blocks)])
+        self.upsample = (
+            nn.ConvTranspose2d(width, width, unshuffle, unshuffle) if unshuffle > 1 else None
+        )
+        self.head = nn.Conv2d(width + nc + 1, nc, 3, 1, 1)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, images: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        inputs = torch.cat([images, mask.to(images.dtype)], dim=1)
+        x = self.stem(F.pixel_unshuffle(inputs, self.unshuffle))
+        for block in self.blocks:
+            x = block(x)
+        if self.upsample is not None:
+            x = F.relu(self.upsample(x))
+        return images + self.head(torch.cat([x, inputs], dim=1))
 
 
 def weights_init(module: nn.Module) -> None:

@@ -21,9 +21,11 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
+import math
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -93,8 +95,11 @@ def new_run(config: config_lib.Config, device: str | torch.device = "cpu") -> Ru
         config.ndf, config.nc, config.image_size, config.discriminator_batchnorm
     )
     discriminator.apply(weights_init)
-    if config.spectral_norm:  # after the init, which writes the convolutions' plain weights
+    # after the init, which writes the convolutions' plain weights
+    if config.spectral_norm in ("discriminator", "both"):
         spectral_norm(discriminator)
+    if config.spectral_norm in ("generator", "both"):
+        spectral_norm(generator)
     generator, discriminator = generator.to(device, dtype), discriminator.to(device, dtype)
     ema_generator = copy.deepcopy(generator).requires_grad_(False).eval()
 
@@ -118,16 +123,29 @@ def new_run(config: config_lib.Config, device: str | torch.device = "cpu") -> Ru
     )
 
 
+def lr_factor(config: Any, step: int) -> float:
+    """The learning rates' multiplier at `step`: linear warm-up, then linear or cosine decay to 0
+    at `lr_decay_steps` (jaxgan.tasks.adversarial.Options.lr_factor)."""
+    factor = min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps else 1.0
+    if config.lr_decay_steps:
+        progress = min(step, config.lr_decay_steps) / config.lr_decay_steps
+        factor *= (
+            1 - progress
+            if config.lr_schedule == "linear"
+            else 0.5 * (1 + math.cos(math.pi * progress))
+        )
+    return factor
+
+
 def decayed_step(run: Run, optimizer: torch.optim.Adam) -> None:
-    """optimizer.step() at lr * max(0, 1 - step / lr_decay_steps) when the config decays the
-    learning rate; the group keeps lr itself (as jaxgan's state does)."""
-    decay_steps = run.config.lr_decay_steps
-    if not decay_steps:
+    """optimizer.step() at lr * lr_factor when the config schedules the learning rate; the group
+    keeps lr itself (as jaxgan's state does)."""
+    if not run.config.lr_decay_steps and not run.config.warmup_steps:
         optimizer.step()
         return
     group = optimizer.param_groups[0]
     base = group["lr"]
-    group["lr"] = base * max(0.0, 1 - run.step / decay_steps)
+    group["lr"] = base * lr_factor(run.config, run.step)
     optimizer.step()
     group["lr"] = base
 

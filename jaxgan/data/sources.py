@@ -1,8 +1,8 @@
 """Data sources: random access to examples as uint8 (S, S, nc) arrays.
 
 Built-in data ship inside pip packages, so nothing is downloaded: `digits` (scikit-learn's 1,797
-handwritten digits, upscaled), `photos` (random crops of the colour photographs bundled in
-scikit-image's and scikit-learn's wheels) and `fake` (random pixels, for benchmarks). Anything else
+handwritten digits, upscaled), `photos` (random crops of the photographs bundled in scikit-image's
+and scikit-learn's wheels) and `fake` (random pixels, for benchmarks). Anything else
 is a folder of images. `load(index, position)` may use `position` (the example's place in the global
 stream) to key random crops and flips, so that they are the same for any device or process count.
 """
@@ -28,7 +28,23 @@ PHOTOS_TRAIN = (
     "china",
     "flower",
 )
+# Grayscale photographs: trained on by 1-channel runs only (a colour restorer learns colour images).
+PHOTOS_TRAIN_GRAY = (
+    "camera",
+    "coins",
+    "moon",
+    "page",
+    "text",
+    "horse",
+    "clock",
+    "brick",
+    "grass",
+    "gravel",
+)
 PHOTOS_TEST = ("coffee", "chelsea", "rocket")
+# The validation split of the photos: the right-most fifth of every training photograph, never
+# cropped for training (the train split crops the other four fifths).
+VALIDATION_FRACTION = 0.2
 DEFAULT_DATA = "digits"
 
 
@@ -69,6 +85,10 @@ def digits_labels() -> np.ndarray:
 
 
 def split_range(total: int, test: int, split: str) -> range:
+    if split == "validation":
+        raise ValueError(
+            "the built-in digits have no validation split (train, test or all); the photos do"
+        )
     return {
         "train": range(0, total - test),
         "test": range(total - test, total),
@@ -109,22 +129,41 @@ def photo(name: str) -> np.ndarray:
     import skimage.data
 
     image = getattr(skimage.data, name)()
-    return (
-        image[0] if isinstance(image, tuple) else image
-    )  # stereo_motorcycle: (left, right, disparity)
+    image = image[0] if isinstance(image, tuple) else image  # stereo_motorcycle: (left, right, ...)
+    image = image.astype(np.uint8) * 255 if image.dtype == bool else image  # horse is binary
+    return image[..., None] if image.ndim == 2 else image  # grayscale as (H, W, 1)
+
+
+def photo_names(split: str, nc: int) -> tuple[str, ...]:
+    """The photographs of a split: the test split's three, or the training photographs (colour,
+    and for 1-channel runs the grayscale ones too) whose train or validation regions are used."""
+    training = PHOTOS_TRAIN + (PHOTOS_TRAIN_GRAY if nc == 1 else ())
+    return {
+        "train": training,
+        "validation": training,
+        "test": PHOTOS_TEST,
+        "all": training + PHOTOS_TEST,
+    }[split]
+
+
+def photo_region(name: str, split: str) -> np.ndarray:
+    """The part of a photograph a split may crop: for a training photograph, its left four fifths
+    (train) or its right-most fifth (validation); otherwise the whole photograph."""
+    image = photo(name)
+    if name in PHOTOS_TEST or split in ("test", "all"):
+        return image
+    edge = image.shape[1] - int(round(VALIDATION_FRACTION * image.shape[1]))
+    return image[:, :edge] if split == "train" else image[:, edge:]
 
 
 class Photos(Source):
-    """Random square crops (side S to 2S, at most the photo's), resized to S, randomly flipped."""
+    """Random square crops, half at native scale (side S) and half downscaled (side S to 2S, at most
+    the photo's), resized to S, randomly flipped."""
 
     name = "photos"
 
     def __init__(self, image_size: int, nc: int, split: str = "train", seed: int = 0):
-        self.names = {
-            "train": PHOTOS_TRAIN,
-            "test": PHOTOS_TEST,
-            "all": PHOTOS_TRAIN + PHOTOS_TEST,
-        }[split]
+        self.names = photo_names(split, nc)
         self.image_size, self.nc, self.seed, self.split = image_size, nc, seed, split
 
     def __len__(self) -> int:
@@ -132,7 +171,9 @@ class Photos(Source):
 
     def load(self, index: int, position: int) -> np.ndarray:
         rng = generator(self.seed, STREAM_EXAMPLE, position)
-        return random_crop(photo(self.names[index]), self.image_size, self.nc, rng)
+        return random_crop(
+            photo_region(self.names[index], self.split), self.image_size, self.nc, rng
+        )
 
     def describe(self) -> str:
         return (
@@ -154,9 +195,11 @@ def random_crop(
     max_scale: float = 2.0,
     flip: bool = True,
 ) -> np.ndarray:
-    """A random square crop of side in [size, max_scale*size], resized to `size`, maybe mirrored."""
+    """A random square crop, resized to `size`, maybe mirrored: of side `size` (native scale) half
+    the time, otherwise of side in [size, max_scale*size]."""
     height, width = image.shape[:2]
     side = int(rng.integers(size, max(size, min(int(max_scale * size), height, width)) + 1))
+    side = size if max_scale > 1 and rng.random() < 0.5 else side
     top, left = int(rng.integers(0, height - side + 1)), int(rng.integers(0, width - side + 1))
     crop = images.to_channels(images.to_unit(image[top : top + side, left : left + side]), nc)
     crop = images.to_uint8(images.resize(crop, size, size))

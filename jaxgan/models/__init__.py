@@ -2,6 +2,6 @@
 
 from jaxgan.models.discriminator import Discriminator
 from jaxgan.models.generator import Generator
-from jaxgan.models.restorer import Restorer
+from jaxgan.models.restorer import ResidualRestorer, Restorer
 
-__all__ = ["Discriminator", "Generator", "Restorer"]
+__all__ = ["Discriminator", "Generator", "ResidualRestorer", "Restorer"]

@@ -20,7 +20,8 @@ class Generator(nn.Module):
     """z (N, nz) -> images (N, S, S, nc) in [-1, 1]; at S=64, nc=3 exactly the seed's G.
 
     Layer i is `conv_i` (+ `bn_i`, ReLU); widths halve from ngf * 2**(L-1) to ngf, the last layer
-    maps to nc and ends in Tanh.
+    maps to nc and ends in Tanh. `spectral_norm` normalises every transposed convolution, as
+    PyTorch's spectral_norm does (its dim 1, the output channels).
     """
 
     nz: int = 100
@@ -32,12 +33,13 @@ class Generator(nn.Module):
     precision: str = (
         DEFAULT_PRECISION  # of every convolution and product: "default", "high" or "highest"
     )
+    spectral_norm: bool = False
 
     @nn.compact
     def __call__(self, z: jax.Array, train: bool = True) -> jax.Array:
         layers = num_upsamplings(self.image_size)
         kwargs = dict(dtype=self.dtype, param_dtype=self.param_dtype)
-        conv_kwargs = dict(kwargs, precision=self.precision)
+        conv_kwargs = dict(kwargs, precision=self.precision, spectral_norm=self.spectral_norm)
         x = z.reshape(z.shape[0], 1, 1, self.nz)  # (N, 1, 1, nz)
         x = ConvTranspose(self.ngf * 2 ** (layers - 1), 1, 0, name="conv_0", **conv_kwargs)(x)
         x = nn.relu(BatchNorm(name="bn_0", **kwargs)(x, train))  # (N, 4, 4, ngf*8) at S=64

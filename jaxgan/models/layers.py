@@ -164,7 +164,32 @@ def conv_transpose(
         return jnp.einsum("ni,hwio->nhwo", x[:, 0, 0], kernel, precision=precision)
     if (kernel.shape[0], kernel.shape[1], stride, padding) == (4, 4, 2, 1):
         return conv_transpose_2x(x, kernel, precision)
+    if kernel.shape[0] == kernel.shape[1] == stride and padding == 0:
+        return depth_to_space_transpose(x, kernel, precision)
     return _conv_transpose_dilated(x, kernel, stride, padding, precision)
+
+
+def depth_to_space_transpose(
+    x: jax.Array, kernel: jax.Array, precision: lax.Precision | None = None
+) -> jax.Array:
+    """A transposed convolution whose kernel equals its stride (no overlap): every input pixel
+    becomes one f x f output block, a matrix multiply and a reshape (fast, and so is its
+    gradient)."""
+    count, height, width, _ = x.shape
+    factor, channels = kernel.shape[0], kernel.shape[-1]
+    blocks = jnp.einsum("nhwi,abio->nhawbo", x, kernel, precision=precision)
+    return blocks.reshape(count, height * factor, width * factor, channels)
+
+
+def torch_uniform(fan_in_axes: tuple[int, ...], scale: float = 1.0):
+    """PyTorch's default initialiser of a convolution's weight and bias (kaiming_uniform with
+    a=sqrt(5)): U(-b, b) with b = scale / sqrt(fan_in), fan_in from the kernel's `fan_in_axes`."""
+
+    def init(key, shape, dtype=jnp.float32):
+        bound = scale / np.sqrt(np.prod([shape[axis] for axis in fan_in_axes]))
+        return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+    return init
 
 
 SPECTRAL = "spectral"  # the collection of spectral normalisation's power-iteration vectors
@@ -184,9 +209,11 @@ def _power_iteration(matrix: jax.Array, u: jax.Array, v: jax.Array, precision) -
 
 
 class _Convolution(nn.Module):
-    """A bias-free convolution layer with a DCGAN-initialised N(0, 0.02) kernel of shape
-    (kernel_size, kernel_size, in, features), computed in `dtype` at `precision` (see
-    `lax_precision`).
+    """A convolution layer with a kernel of shape (kernel_size, kernel_size, in, features), computed
+    in `dtype` at `precision` (see `lax_precision`). `init` "dcgan": N(0, 0.02), no bias (the
+    seed's G and D); "torch": PyTorch's default uniform weight and bias, both times `init_scale`
+    (the restorer); "zeros": weight and bias 0 (the restorer's last layer: it starts at its
+    input).
 
     With `spectral_norm`, the kernel is divided by its largest singular value as
     `torch.nn.utils.parametrizations.spectral_norm` estimates it: the kernel as PyTorch's
@@ -203,7 +230,10 @@ class _Convolution(nn.Module):
     param_dtype: Dtype = jnp.float32
     precision: str = DEFAULT_PRECISION
     spectral_norm: bool = False
+    init: str = "dcgan"  # "dcgan" (no bias), "torch" or "zeros" (both with a bias)
+    init_scale: float = 1.0  # multiplies the "torch" initialisation (scaled-down residual blocks)
     torch_layout: tuple[int, ...] = (3, 2, 0, 1)  # HWIO -> PyTorch's OIHW, whose dim 0 is "out"
+    torch_fan_in: tuple[int, ...] = (0, 1, 2)  # kernel axes of PyTorch's fan_in (kh, kw, in)
 
     def apply_kernel(self, x: jax.Array, kernel: jax.Array) -> jax.Array:
         raise NotImplementedError
@@ -211,10 +241,29 @@ class _Convolution(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         shape = (self.kernel_size, self.kernel_size, x.shape[-1], self.features)
-        kernel = self.param("kernel", dcgan_normal(), shape, self.param_dtype)
+        if self.init not in ("dcgan", "torch", "zeros"):
+            raise ValueError(f"init must be 'dcgan', 'torch' or 'zeros', got {self.init!r}")
+        weight_init = {
+            "dcgan": dcgan_normal(),
+            "torch": torch_uniform(self.torch_fan_in, self.init_scale),
+            "zeros": nn.initializers.zeros,
+        }[self.init]
+        kernel = self.param("kernel", weight_init, shape, self.param_dtype)
         if self.spectral_norm:
             kernel = self.spectral_normalized(kernel)
-        return self.apply_kernel(x.astype(self.dtype), kernel.astype(self.dtype))
+        y = self.apply_kernel(x.astype(self.dtype), kernel.astype(self.dtype))
+        if self.init == "dcgan":
+            return y
+        bound = self.init_scale / np.sqrt(np.prod([shape[axis] for axis in self.torch_fan_in]))
+        bias_init = (
+            nn.initializers.zeros
+            if self.init == "zeros"
+            else lambda key, bias_shape, dtype: jax.random.uniform(
+                key, bias_shape, dtype, -bound, bound
+            )
+        )
+        bias = self.param("bias", bias_init, (self.features,), self.param_dtype)
+        return y + bias.astype(self.dtype)
 
     def spectral_normalized(self, kernel: jax.Array) -> jax.Array:
         precision = lax_precision(self.precision)
@@ -245,7 +294,7 @@ class _Convolution(nn.Module):
 
 
 class Conv(_Convolution):
-    """`nn.Conv2d(bias=False)`; kernel HWIO."""
+    """`nn.Conv2d` (bias only with init "torch" or "zeros"); kernel HWIO."""
 
     def apply_kernel(self, x: jax.Array, kernel: jax.Array) -> jax.Array:
         if x.shape[1:3] == (self.kernel_size, self.kernel_size) and self.padding == 0:
@@ -259,6 +308,8 @@ class Conv(_Convolution):
 class ConvTranspose(_Convolution):
     """`nn.ConvTranspose2d(bias=False)`; kernel (kh, kw, in, out), unflipped as PyTorch stores
     it."""
+
+    torch_fan_in: tuple[int, ...] = (0, 1, 3)  # PyTorch's fan_in of (in, out, kh, kw): out*kh*kw
 
     def apply_kernel(self, x: jax.Array, kernel: jax.Array) -> jax.Array:
         return conv_transpose(x, kernel, self.stride, self.padding, lax_precision(self.precision))

@@ -28,11 +28,39 @@ class Options(NamedTuple):
     loss: str = "bce"  # `jaxgan.losses.ADVERSARIAL`
     r1_gamma: float = 0.0  # R1 penalty on real images; 0 = off
     r1_every: int = 1  # lazy R1 every k steps, weighted k
-    lr_decay_steps: int = 0  # linear decay of both learning rates to 0 at this step; 0 = constant
+    lr_decay_steps: int = 0  # both learning rates decay to 0 at this step; 0 = constant
+    lr_schedule: str = "linear"  # the decay's shape: "linear" or "cosine"
+    warmup_steps: int = 0  # linear warm-up from lr / warmup_steps to lr
 
     @classmethod
     def from_config(cls, config: Any) -> Options:
-        return cls(config.loss, config.r1_gamma, config.r1_every, config.lr_decay_steps)
+        return cls(
+            config.loss,
+            config.r1_gamma,
+            config.r1_every,
+            config.lr_decay_steps,
+            config.lr_schedule,
+            config.warmup_steps,
+        )
+
+    def lr_factor(self, step: jax.Array, dtype: Any = jnp.float32) -> jax.Array | None:
+        """The learning rates' multiplier at `step` (0-based), or None when they are constant:
+        warm-up min(1, (step + 1) / warmup_steps) times the decay, linear max(0, 1 - step / N) or
+        cosine (1 + cos(pi min(step, N) / N)) / 2."""
+        if not self.lr_decay_steps and not self.warmup_steps:
+            return None
+        step = step.astype(dtype)
+        factor = jnp.ones((), dtype)
+        if self.warmup_steps:
+            factor = jnp.minimum(1.0, (step + 1) / self.warmup_steps)
+        if self.lr_decay_steps:
+            progress = jnp.minimum(step, self.lr_decay_steps) / self.lr_decay_steps
+            factor = factor * (
+                1 - progress
+                if self.lr_schedule == "linear"
+                else 0.5 * (1 + jnp.cos(jnp.pi * progress))
+            )
+        return factor
 
 
 SEED_OPTIONS = Options()
@@ -67,19 +95,19 @@ def adam_update(
     grads: Any,
     optimizer: optax.GradientTransformation,
     step: jax.Array,
-    decay_steps: int = 0,
+    options: Options = SEED_OPTIONS,
 ) -> tuple[Any, Any]:
-    """One Adam step; with `decay_steps`, at learning rate lr * max(0, 1 - step / decay_steps) (the
-    state keeps lr itself, as PyTorch's scheduler keeps its base)."""
+    """One Adam step at learning rate lr * `options.lr_factor(step)` (the state keeps lr itself, as
+    PyTorch's scheduler keeps its base)."""
     opt_state = model.opt_state
-    if decay_steps:
-        base = opt_state.hyperparams["learning_rate"]
-        factor = jnp.maximum(0, 1 - step.astype(base.dtype) / decay_steps)
+    base = opt_state.hyperparams["learning_rate"]
+    factor = options.lr_factor(step, base.dtype)
+    if factor is not None:
         opt_state = opt_state._replace(
             hyperparams={**opt_state.hyperparams, "learning_rate": base * factor}
         )
     updates, opt_state = optimizer.update(grads, opt_state, model.params)
-    if decay_steps:
+    if factor is not None:
         opt_state = opt_state._replace(hyperparams={**opt_state.hyperparams, "learning_rate": base})
     return optax.apply_updates(model.params, updates), opt_state
 
@@ -141,9 +169,7 @@ def discriminator_update(
     (_, (collections, metrics)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
         discriminator.params
     )
-    params, opt_state = adam_update(
-        discriminator, grads, modules.optimizer, state.step, options.lr_decay_steps
-    )
+    params, opt_state = adam_update(discriminator, grads, modules.optimizer, state.step, options)
     return ModelState(params, collections, opt_state), metrics
 
 
@@ -171,12 +197,12 @@ def finish_step(
     collections: dict[str, Any],
     discriminator: ModelState | None,
     metrics: dict[str, jax.Array],
-    decay_steps: int = 0,
+    options: Options = SEED_OPTIONS,
 ) -> tuple[TrainState, dict]:
     """Adam step of the trained model `role` (G or R), EMA update, step count and the finiteness
     flag."""
     model = state.models[role]
-    params, opt_state = adam_update(model, grads, modules.optimizer, state.step, decay_steps)
+    params, opt_state = adam_update(model, grads, modules.optimizer, state.step, options)
     decay = ema_decay(state.settings["ema_decay"], state.step)
     ema = jax.tree.map(lambda e, p: decay * e + (1 - decay) * p, state.ema_params, params)
     models = {**state.models, role: ModelState(params, collections, opt_state)}

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgan.config import Config
+from jaxgan.config import Config, spectral_norm_of
 from jaxgan.data.order import sample_latents
 from jaxgan.models import Discriminator, Generator
 from jaxgan.monitor import image_grid
@@ -21,7 +21,7 @@ def discriminator_arch(config: Config) -> dict[str, Any]:
     """D's architecture record; the options appear only when they differ from the seed's D (so that
     records written before them still describe it)."""
     arch = dict(model="discriminator", ndf=config.ndf, nc=config.nc, image_size=config.image_size)
-    if config.spectral_norm:
+    if spectral_norm_of(config, "discriminator"):
         arch["spectral_norm"] = "parametrizations"  # the PyTorch format it converts to by default
     if not config.discriminator_batchnorm:
         arch["batchnorm"] = False
@@ -34,7 +34,7 @@ def build_discriminator(config: Config) -> Discriminator:
         config.nc,
         config.image_size,
         **module_options(config),
-        spectral_norm=bool(config.spectral_norm),
+        spectral_norm=spectral_norm_of(config, "discriminator"),
         batchnorm=config.discriminator_batchnorm,
     )
 
@@ -47,7 +47,12 @@ class GanTask(Task):
 
     def build_models(self, config: Config) -> dict[str, Any]:
         generator = Generator(
-            config.nz, config.ngf, config.nc, config.image_size, **module_options(config)
+            config.nz,
+            config.ngf,
+            config.nc,
+            config.image_size,
+            **module_options(config),
+            spectral_norm=spectral_norm_of(config, "generator"),
         )
         return {"generator": generator, "discriminator": build_discriminator(config)}
 
@@ -60,13 +65,16 @@ class GanTask(Task):
 
     def arch(self, config: Config, role: str) -> dict[str, Any]:
         if role == "generator":
-            return dict(
+            arch = dict(
                 model="generator",
                 nz=config.nz,
                 ngf=config.ngf,
                 nc=config.nc,
                 image_size=config.image_size,
             )
+            if spectral_norm_of(config, "generator"):
+                arch["spectral_norm"] = "parametrizations"
+            return arch
         return discriminator_arch(config)
 
     def step(self, config: Config, modules: Any):

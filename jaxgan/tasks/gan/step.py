@@ -68,5 +68,5 @@ def gan_step(
         generator_collections,
         discriminator,
         metrics,
-        options.lr_decay_steps,
+        options,
     )

@@ -9,7 +9,6 @@ from typing import Any
 import jax.numpy as jnp
 
 from jaxgan.config import Config
-from jaxgan.models import Restorer
 from jaxgan.state import module_options, param_dtype
 from jaxgan.tasks.base import LOG_NAMES, Task
 from jaxgan.tasks.gan import build_discriminator, discriminator_arch
@@ -29,13 +28,12 @@ class RestoreTask(Task):
         return self.roles if config.lambda_adv else ("restorer",)
 
     def build_models(self, config: Config) -> dict[str, Any]:
-        restorer = Restorer(
-            config.nc,
-            config.restorer_width,
-            config.image_size,
-            config.restorer_skips,
-            **module_options(config),
-        )
+        from jaxgan.convert import build_model
+
+        options = module_options(config)
+        restorer = build_model(
+            self.arch(config, "restorer"), options["dtype"], options["param_dtype"]
+        ).clone(precision=options["precision"])
         return {"restorer": restorer, "discriminator": build_discriminator(config)}
 
     def example_inputs(self, config: Config, role: str) -> tuple:
@@ -49,6 +47,16 @@ class RestoreTask(Task):
         )
 
     def arch(self, config: Config, role: str) -> dict[str, Any]:
+        if role == "restorer" and config.restorer == "residual":
+            return dict(
+                model="residual_restorer",
+                nc=config.nc,
+                width=config.restorer_width,
+                blocks=config.restorer_blocks,
+                unshuffle=config.restorer_unshuffle,
+                batchnorm=config.restorer_batchnorm,
+                image_size=config.image_size,
+            )
         if role == "restorer":
             return dict(
                 model="restorer",

@@ -1,5 +1,5 @@
-"""`jaxgan.restore(image, checkpoint, mask=None)`: restore a real image of any size, type and band
-count.
+"""`jaxgan.restore(image, checkpoint, mask=None)` (or `model=NAME`, a shipped restorer): restore a
+real image of any size, type and band count.
 
 The image keeps its size, dtype and value range; with a mask (1 / white = missing) only the missing
 pixels change and the known ones come back bit for bit. Bands are matched to the model's `nc`: equal
@@ -23,9 +23,12 @@ from jaxgan.config import Config
 from jaxgan.data import images
 from jaxgan.data.images import ImageError
 from jaxgan.loading import load_variables
-from jaxgan.tasks.restore.degradations import Degradation, upsample
+from jaxgan.tasks.restore.degradations import Degradation, fill_holes, upsample
+from jaxgan.tasks.restore.ensemble import self_ensemble
 from jaxgan.tasks.restore.files import check_array, read_any
 from jaxgan.tasks.restore.tiling import tiled_apply
+
+RESIDUAL_TILE, RESIDUAL_OVERLAP = 256, 32  # a residual restorer is fully convolutional: big tiles
 
 ImageLike = np.ndarray | str | os.PathLike
 
@@ -52,6 +55,24 @@ class LoadedRestorer:
     def degradation(self) -> Degradation | None:
         return Degradation.from_config(self.config) if self.config is not None else None
 
+    @property
+    def hole_fill(self) -> str:
+        """What holes hold before restoration, as in training: the config's `hole_fill`; for a
+        converted folder, harmonic for the residual restorer and zero for the encoder-decoder."""
+        if self.config is not None:
+            return self.config.hole_fill
+        return "harmonic" if self.arch["model"] == "residual_restorer" else "zero"
+
+    def tile_and_overlap(self, height: int, width: int) -> tuple[int, int]:
+        """The tile side and default overlap for an image: the training size (overlap a quarter)
+        for the encoder-decoder; for the residual restorer 256-pixel tiles overlapping by 32 (over
+        its receptive field), or one tile for a smaller image."""
+        if self.arch["model"] != "residual_restorer":
+            return self.image_size, self.image_size // 4
+        step = 8 * self.arch["unshuffle"]
+        side = min(RESIDUAL_TILE, -(-max(height, width) // step) * step)
+        return side, min(RESIDUAL_OVERLAP, side // 4)
+
     def fills_holes(self, has_mask: bool) -> bool:
         """Whether masked pixels are blanked (inpainting) or kept as input (denoising,
         super-resolution): from the training config when known; for a converted folder, inpainting
@@ -75,35 +96,58 @@ class LoadedRestorer:
         @jax.jit
         def run(tiles, masks):
             tiles, masks = tiles.astype(dtype), masks.astype(dtype)
-            return model.apply(variables, tiles, masks, train=False).astype(jnp.float32)
+            restored = model.apply(variables, tiles, masks, train=False)
+            return jnp.clip(restored, -1, 1).astype(jnp.float32)
 
         return run
 
     def restore_batches(
-        self, damaged: np.ndarray, mask: np.ndarray, batch_size: int = 100
+        self,
+        damaged: np.ndarray,
+        mask: np.ndarray,
+        batch_size: int = 100,
+        ensemble: bool = False,
     ) -> np.ndarray:
         """S x S damaged images (N, S, S, nc) in [-1, 1] (holes filled as the degradation fills
-        them) -> restored, known pixels kept (mask 0), one compiled shape."""
-        out = []
-        for first in range(0, len(damaged), batch_size):
-            chunk, holes = damaged[first : first + batch_size], mask[first : first + batch_size]
-            count = len(chunk)
-            if count < batch_size and len(damaged) > batch_size:
-                fill = batch_size - count
-                chunk = np.concatenate([chunk, np.zeros((fill,) + chunk.shape[1:], chunk.dtype)])
-                holes = np.concatenate([holes, np.zeros((fill,) + holes.shape[1:], holes.dtype)])
-            out.append(np.asarray(self.apply(chunk, holes))[:count])
-        restored = np.concatenate(out)
+        them) -> restored, known pixels kept (mask 0), one compiled shape; `ensemble` averages the
+        8 flips and rotations."""
+
+        def run(damaged: np.ndarray, mask: np.ndarray) -> np.ndarray:
+            out = []
+            for first in range(0, len(damaged), batch_size):
+                chunk, holes = damaged[first : first + batch_size], mask[first : first + batch_size]
+                count = len(chunk)
+                if count < batch_size and len(damaged) > batch_size:
+                    fill = batch_size - count
+                    chunk = np.concatenate(
+                        [chunk, np.zeros((fill,) + chunk.shape[1:], chunk.dtype)]
+                    )
+                    holes = np.concatenate(
+                        [holes, np.zeros((fill,) + holes.shape[1:], holes.dtype)]
+                    )
+                out.append(np.asarray(self.apply(chunk, holes))[:count])
+            return np.concatenate(out)
+
+        restored = self_ensemble(run, damaged, mask) if ensemble else run(damaged, mask)
         return np.where(mask > 0.5, restored, damaged)
 
 
 def load_restorer(
-    checkpoint: str | os.PathLike | LoadedRestorer, use_ema: bool = True
+    checkpoint: str | os.PathLike | LoadedRestorer | None = None,
+    use_ema: bool = True,
+    model: str | None = None,
 ) -> LoadedRestorer:
-    """A restorer from a training workdir (latest checkpoint; EMA when kept) or a converted model
-    folder."""
+    """A restorer from a training workdir (latest checkpoint; EMA when kept), a converted model
+    folder, or (`model`) a shipped restorer by name (`jaxgan.tasks.restore.pretrained`)."""
     if isinstance(checkpoint, LoadedRestorer):
         return checkpoint
+    if (checkpoint is None) == (model is None):
+        raise ValueError("give a restorer's checkpoint or a shipped model's name (model=), one")
+    if model is not None:
+        from jaxgan.tasks.restore import pretrained
+
+        arch, variables, config = pretrained.load(model)
+        return LoadedRestorer(f"shipped restorer {model!r}", arch, variables, config)
     hint = (
         "; train one with a restore_* config, or use --method gan-prior to restore with a generator"
         if run_info.is_workdir(checkpoint)
@@ -145,30 +189,32 @@ def read_mask(mask: ImageLike, shape: tuple[int, int], name: str = "mask") -> np
 
 def restore(
     image: ImageLike,
-    checkpoint: str | os.PathLike | LoadedRestorer,
+    checkpoint: str | os.PathLike | LoadedRestorer | None = None,
     mask: ImageLike | None = None,
     *,
+    model: str | None = None,
     value_range: tuple[float, float] | None = None,
     scale: int = 1,
     overlap: int | None = None,
-    batch_size: int = 32,
+    batch_size: int = 8,
     use_ema: bool = True,
     shift: int = 0,
+    ensemble: bool = False,
 ) -> np.ndarray:
-    """Restore one image (array or file) with a restorer; the result has the input's shape, dtype
-    and range.
+    """Restore one image (array or file) with a restorer (a checkpoint, or `model`, the name of a
+    shipped one); the result has the input's shape, dtype and range.
 
     `mask` (1 / white = missing) is needed by inpainting restorers and keeps every other pixel
     exactly; without one every pixel is restored. `scale` first upsamples by that factor for a
     super-resolution restorer, as its training did (`degradations.upsample`, bicubic); it must be
-    the restorer's own factor. `overlap` is the tile overlap (default a quarter of the tile);
-    `shift` moves the tile grid (to measure seams). Float images are read as `value_range`
-    (default [0, 1]).
+    the restorer's own factor. `overlap` is the tile overlap (`LoadedRestorer.tile_and_overlap`);
+    `shift` moves the tile grid (to measure seams). `ensemble` averages the 8 flips and rotations
+    (8x the time). Float images are read as `value_range` (default [0, 1]).
     """
     name = str(image) if isinstance(image, (str, os.PathLike)) else "image"
     array = read_any(image) if isinstance(image, (str, os.PathLike)) else check_array(image, name)
     original_ndim = np.ndim(image) if not isinstance(image, (str, os.PathLike)) else 3
-    restorer = load_restorer(checkpoint, use_ema)
+    restorer = load_restorer(checkpoint, use_ema, model)
     degradation = restorer.degradation
     unit = images.to_unit(array, value_range, name)
     check_scale(restorer, scale)
@@ -184,21 +230,34 @@ def restore(
         )
     hole = np.ones(unit.shape[:2], bool) if mask is None else read_mask(mask, unit.shape[:2])
     planes = match_bands(unit, restorer.nc, name)
-    tile = restorer.image_size
-    overlap = tile // 4 if overlap is None else overlap
+    tile, default_overlap = restorer.tile_and_overlap(*unit.shape[:2])
+    overlap = default_overlap if overlap is None else overlap
     restored = []
     fill = restorer.fills_holes(mask is not None)
+    hole_mask = hole[..., None].astype(np.float32)
     for plane in planes:
-        model_input = np.where(hole[..., None], 0.0, plane * 2 - 1) if fill else plane * 2 - 1
-        out = tiled_apply(
-            model_input,
-            hole[..., None].astype(np.float32),
-            restorer.apply,
-            tile,
-            overlap,
-            batch_size,
-            skip_known=mask is not None,
-            shift=shift,
+        model_input = plane * 2 - 1
+        if fill:
+            model_input = np.asarray(
+                jax.jit(fill_holes, static_argnums=2)(
+                    model_input[None], hole_mask[None], restorer.hole_fill
+                )
+            )[0]
+
+        def run(inputs: np.ndarray, holes: np.ndarray) -> np.ndarray:
+            return tiled_apply(
+                inputs,
+                holes,
+                restorer.apply,
+                tile,
+                overlap,
+                batch_size,
+                skip_known=mask is not None,
+                shift=shift,
+            )
+
+        out = (
+            self_ensemble(run, model_input, hole_mask) if ensemble else run(model_input, hole_mask)
         )
         restored.append((out + 1) / 2)
     unit_out = unmatch_bands(restored, unit.shape[-1], restorer.nc)

@@ -2,9 +2,9 @@
 NHWC.
 
 Inpainting: scikit-image's biharmonic, OpenCV's Telea and Navier-Stokes (radius 3). Denoising:
-scikit-image's non-local means with h = 0.5 sigma (NLM_STRENGTH, measured best on the held-out
-photos; see docs/results.md) and BM3D. Super-resolution: bicubic (the damaged input itself, reported
-as such) and Lanczos-3.
+scikit-image's non-local means with h = strength x sigma (NLM_STRENGTH: the best strength at each
+sigma on the validation crops; docs/results.md) and BM3D, both given the true sigma.
+Super-resolution: bicubic (the damaged input itself, reported as such) and Lanczos-3.
 OpenCV and BM3D are optional (`pip install jaxgan[classical]`; BM3D's licence is non-commercial): a
 baseline whose package is missing is reported as skipped, with the reason.
 """
@@ -19,7 +19,19 @@ import numpy as np
 
 from jaxgan.tasks.restore.degradations import Degradation, upsample
 
-NLM_STRENGTH = 0.5  # h = 0.5 sigma: best of 0.4..1.0 on the held-out photos (docs/results.md)
+# h / sigma of non-local means by (channels, sigma): the best of 0.3-1.0 on 60 validation crops at
+# sigma 15, 25 and 50 (docs/results.md); other sigmas take the nearest one's.
+NLM_STRENGTH = {
+    3: {15.0: 0.6, 25.0: 0.5, 50.0: 0.4},
+    1: {15.0: 0.8, 25.0: 0.7, 50.0: 0.7},
+}
+
+
+def nlm_strength(sigma: float, channels: int = 3) -> float:
+    table = NLM_STRENGTH[3 if channels == 3 else 1]
+    return table[min(table, key=lambda known: abs(known - sigma))]
+
+
 INPAINT_RADIUS = 3
 
 
@@ -57,21 +69,23 @@ def opencv_inpaint(method: str):
     return run
 
 
-def nl_means(sigma: float, strength: float = NLM_STRENGTH):
-    """scikit-image's fast non-local means (5x5 patches, 13x13 search) with h = strength x sigma."""
+def nl_means(sigma: float, strength: float | None = None):
+    """scikit-image's fast non-local means (5x5 patches, 13x13 search) with h = strength x sigma
+    (default `nlm_strength(sigma, channels)`)."""
 
     def one(image, _):
         from skimage.restoration import denoise_nl_means
 
+        h = nlm_strength(sigma, image.shape[-1]) if strength is None else strength
         return denoise_nl_means(
             image,
-            h=strength * sigma / 255,
+            h=h * sigma / 255,
             sigma=sigma / 255,
             patch_size=5,
             patch_distance=6,
             fast_mode=True,
             channel_axis=-1,
-        )
+        ).reshape(image.shape)  # one channel comes back without its axis
 
     return _per_image(one)
 
@@ -98,7 +112,9 @@ def available(package: str) -> bool:
     return importlib.util.find_spec(package) is not None
 
 
-def baselines(degradation: Degradation) -> dict[str, tuple[Callable | None, str]]:
+def baselines(
+    degradation: Degradation, strength: float | None = None, channels: int = 3
+) -> dict[str, tuple[Callable | None, str]]:
     """{name: (function or None, why skipped)} of the classical methods for a degradation; functions
     take (damaged, mask, low) in [0, 1] (low: the low-resolution images, super-resolution only)."""
 
@@ -120,9 +136,10 @@ def baselines(degradation: Degradation) -> dict[str, tuple[Callable | None, str]
         }
     if degradation.name == "noise":
         sigma = degradation.noise_sigma
+        strength = nlm_strength(sigma, channels) if strength is None else strength
         return {
-            f"non-local means (h = {NLM_STRENGTH} sigma)": (
-                lambda d, m, low: nl_means(sigma)(d, m),
+            f"non-local means (h = {strength:g} sigma)": (
+                lambda d, m, low: nl_means(sigma, strength)(d, m),
                 "",
             ),
             "BM3D": (

@@ -23,8 +23,13 @@ import numpy as np
 
 from jaxgan.atomic import atomic_path
 from jaxgan.data.images import to_model_range
-from jaxgan.tasks.restore.baselines import baselines
-from jaxgan.tasks.restore.degradations import Degradation, downsample, jpeg_compress
+from jaxgan.tasks.restore.baselines import baselines, bm3d_denoise, nl_means
+from jaxgan.tasks.restore.degradations import (
+    INPAINTING,
+    Degradation,
+    downsample,
+    jpeg_compress,
+)
 from jaxgan.tasks.restore.heldout import SAMPLE_KEY, held_out_crops
 from jaxgan.tasks.restore.scores import digits_kid, scores
 
@@ -49,12 +54,31 @@ def _degrade(degradation: Degradation, crops: np.ndarray, seed: int):
     return unit[0], unit[1], np.asarray(mask, np.float32), unit[2]
 
 
+def evaluated_degradation(
+    config: Any, degradation: str, noise_sigma: float, checkpoint: str
+) -> Degradation:
+    """The degradation a trained restorer is evaluated on: its training one, at `noise_sigma` for a
+    blind denoiser and with `degradation`'s holes for a mixed-hole inpainter."""
+    settings = Degradation.from_config(config)
+    if config.noise_sigma_max and settings.name == "noise":
+        settings = dataclasses.replace(settings, noise_sigma=float(noise_sigma))
+    if settings.name == "mixed_holes" and degradation in INPAINTING:
+        settings = dataclasses.replace(settings, name=degradation)
+    if settings.name != degradation:
+        raise ValueError(f"{checkpoint} was trained for {settings.name!r}, not {degradation!r}")
+    return settings
+
+
 def evaluate_restoration(
     degradation: str,
     checkpoint: str | None = None,
     data: str = "photos",
     num_crops: int = 200,
     seed: int = 0,
+    split: str = "test",
+    model: str | None = None,
+    ensemble: bool = False,
+    nlm_strength: float | None = None,
     json: str | None = None,
     image_size: int = 64,
     nc: int = 3,
@@ -69,10 +93,13 @@ def evaluate_restoration(
     gan_prior_steps: int = 1000,
     print_table: bool = True,
 ) -> dict[str, Any]:
-    """Degrade `num_crops` held-out crops of `data` with `seed`; PSNR/SSIM of the restorer at
-    `checkpoint` (its own degradation settings), of the classical baselines and, for inpainting with
-    `gan_prior` (a GAN workdir, or a converted generator with `discriminator`), of Yeh et al.'s
-    GAN-prior inpainting. Prints a markdown table; writes JSON."""
+    """Degrade `num_crops` crops of a held-out `split` ("test" for tables, "validation" for
+    choices) of `data` with `seed`; PSNR/SSIM of the restorer at `checkpoint` or shipped as `model`
+    (its own degradation settings; a blind denoiser at `noise_sigma`, a mixed-hole inpainter on
+    `degradation`'s holes), with `ensemble` also of its 8-fold self-ensemble, of the classical
+    baselines and, for inpainting with `gan_prior` (a GAN workdir, or a converted generator with
+    `discriminator`), of Yeh et al.'s GAN-prior inpainting. Prints a markdown table; writes
+    JSON."""
     from jaxgan.tasks.restore.api import load_restorer
 
     restorer = prior = None
@@ -89,21 +116,13 @@ def evaluate_restoration(
         prior = load_gan(gan_prior, discriminator, use_ema)
         image_size, nc = prior.image_size, prior.nc
         settings = dataclasses.replace(settings, image_size=image_size)
-    if checkpoint:
-        restorer = load_restorer(checkpoint, use_ema)
+    if checkpoint or model:
+        restorer = load_restorer(checkpoint, use_ema, model)
+        checkpoint = checkpoint or model
         if restorer.config is not None:
-            settings = Degradation.from_config(restorer.config)
-            if settings.name != degradation:
-                raise ValueError(
-                    f"{checkpoint} was trained for {settings.name!r}, not {degradation!r}"
-                )
-        settings = Degradation(
-            settings.name,
-            restorer.image_size,
-            settings.noise_sigma,
-            settings.scale_factor,
-            settings.downsampler,
-            settings.jpeg_quality,
+            settings = evaluated_degradation(restorer.config, degradation, noise_sigma, checkpoint)
+        settings = dataclasses.replace(
+            settings, image_size=restorer.image_size, hole_fill=restorer.hole_fill
         )
         nc = restorer.nc
         if prior is not None and (prior.image_size, prior.nc) != (restorer.image_size, restorer.nc):
@@ -112,12 +131,14 @@ def evaluate_restoration(
                 f"{checkpoint} "
                 f"restores {restorer.image_size}px, {restorer.nc}: compare them separately"
             )
-    crops = held_out_crops(data, settings.image_size, nc, num_crops, seed)
+    crops = held_out_crops(data, settings.image_size, nc, num_crops, seed, split)
     clean, damaged, mask, low = _degrade(settings, crops, seed)
     input_name = {
         "downsample": "bicubic (the damaged input)",
         "jpeg": "JPEG (the damaged input)",
     }.get(settings.name, "damaged input")
+    if settings.is_inpainting and settings.hole_fill == "harmonic":
+        input_name = "harmonic fill (jaxgan, on the device: the restorer's input)"
     rows: dict[str, dict[str, Any]] = {input_name: scores(damaged, clean, mask, settings)}
     outputs = {input_name: damaged}  # [0, 1] images of every method, for digits-KID
 
@@ -132,7 +153,7 @@ def evaluate_restoration(
         }
 
     skipped = {}
-    for name, (method, reason) in baselines(settings).items():
+    for name, (method, reason) in baselines(settings, nlm_strength, nc).items():
         if method is None:
             skipped[name] = reason
         else:  # known pixels kept, as the restorer keeps them
@@ -140,10 +161,13 @@ def evaluate_restoration(
                 name, lambda method=method: mask * method(damaged, mask, low) + (1 - mask) * damaged
             )
     if restorer is not None and not baselines_only:
-        record(
-            f"restorer ({Path(checkpoint).name})",
-            lambda: (restorer.restore_batches(damaged * 2 - 1, mask) + 1) / 2,
-        )
+        label = f"restorer ({Path(checkpoint).name})"
+        record(label, lambda: (restorer.restore_batches(damaged * 2 - 1, mask) + 1) / 2)
+        if ensemble:
+            record(
+                f"{label} + 8-fold self-ensemble",
+                lambda: (restorer.restore_batches(damaged * 2 - 1, mask, ensemble=True) + 1) / 2,
+            )
     if prior is not None:
         from jaxgan.tasks.restore.gan_prior import gan_prior_inpaint
 
@@ -168,6 +192,7 @@ def evaluate_restoration(
         "data": data or "photos",
         "num_crops": num_crops,
         "seed": seed,
+        "split": split,
         "image_size": settings.image_size,
         "nc": nc,
         "checkpoint": checkpoint,
@@ -199,8 +224,8 @@ def markdown_table(report: dict[str, Any]) -> str:
     }
     lines = [
         f"{report['degradation']}: {report['num_crops']} held-out "
-        f"{report['image_size']}x{report['image_size']} "
-        f"crops of {report['data']} (seed {report['seed']})",
+        f"{report['image_size']}x{report['image_size']} crops of {report['data']} "
+        f"({report.get('split', 'test')} split, seed {report['seed']})",
         "",
         "| method | " + " | ".join(titles[c] for c in columns) + " |",
         "|---|" + "---:|" * len(columns),
@@ -222,3 +247,60 @@ def markdown_table(report: dict[str, Any]) -> str:
         for name, reason in report["skipped"].items()
     ]
     return "\n".join(lines)
+
+
+SPEED_SIDE = 1024  # restore-speed images: 1024 x 1024 outputs (1.05 megapixels)
+
+
+def speed_input(method: str) -> tuple[np.ndarray, np.ndarray | None, int, float]:
+    """(uint8 input, mask or None, scale, sigma) of the restore-speed benchmark: a 1024 x 1024 crop
+    of scikit-image's retina (its luma for 1-channel models), degraded for `method`'s task."""
+    from jaxgan.data import sources
+    from jaxgan.data.images import to_channels
+
+    photo = sources.photo("retina")[:SPEED_SIDE, :SPEED_SIDE].astype(np.float32) / 255
+    if method == "denoise-gray":
+        photo = to_channels(photo, 1)
+    rng = np.random.default_rng(0)
+    if method in ("sr4x", "sr2x"):
+        scale = int(method[2])
+        low = downsample(jnp.asarray(photo[None] * 2 - 1), scale)
+        return np.round((np.asarray(low[0]) + 1) * 127.5).astype(np.uint8), None, scale, 0.0
+    if method == "inpaint":
+        mask = _strokes_mask(SPEED_SIDE)
+        return np.round(photo * 255).astype(np.uint8), mask, 1, 0.0
+    noisy = np.clip(photo + rng.normal(0, 25 / 255, photo.shape), 0, 1)
+    return np.round(noisy * 255).astype(np.uint8), None, 1, 25.0
+
+
+def _strokes_mask(side: int) -> np.ndarray:
+    """Free-form strokes (bool (side, side), True = missing), as the strokes degradation draws."""
+    from jaxgan.tasks.restore.degradations import strokes
+
+    return np.asarray(strokes(jax.random.key(0), 1, side, side))[0, ..., 0] > 0.5
+
+
+def restore_speed(method: str, repeats: int = 2) -> dict[str, Any]:
+    """Seconds and megapixels per second of restoring one 1-megapixel image with a shipped restorer
+    (tiles and the hole fill included; the best of `repeats` after a first, compiling run) or with
+    "nlm" / "bm3d" (scikit-image's non-local means, BM3D, once) at the true sigma 25."""
+    from jaxgan.tasks.restore.api import restore
+
+    image, mask, scale, _ = speed_input("denoise-colour" if method in ("nlm", "bm3d") else method)
+    unit, ones = image[None].astype(np.float32) / 255, np.ones((1,) + image.shape[:2] + (1,))
+    if method == "nlm":
+        run = lambda: nl_means(25.0)(unit, ones)  # noqa: E731
+    elif method == "bm3d":
+        run = lambda: bm3d_denoise(25.0)(unit, ones)  # noqa: E731
+    else:
+        run = lambda: restore(image, model=method, mask=mask, scale=scale)  # noqa: E731
+    classical = method in ("nlm", "bm3d")  # nothing to compile: timed once
+    times = []
+    for _ in range(1 if classical else repeats + 1):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    times = times if classical else times[1:]  # the first run compiles
+    seconds = min(times)
+    pixels = SPEED_SIDE * SPEED_SIDE
+    return {"method": method, "seconds": seconds, "mp_per_s": pixels / 1e6 / seconds}

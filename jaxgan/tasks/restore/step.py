@@ -35,6 +35,22 @@ def step_key(state: TrainState) -> jax.Array:
     return jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
 
 
+def random_dihedral(key: jax.Array, *images: jax.Array) -> tuple[jax.Array, ...]:
+    """The same random one of the 8 flips and 90-degree rotations per example, applied to each of
+    `images` (square, NHWC): the restorer's 8-fold augmentation."""
+    bits = jax.random.bernoulli(key, 0.5, (3, images[0].shape[0], 1, 1, 1))
+
+    def transform(x):
+        x = jnp.where(bits[0], jnp.swapaxes(x, 1, 2), x)
+        x = jnp.where(bits[1], x[:, ::-1], x)
+        return jnp.where(bits[2], x[:, :, ::-1], x)
+
+    return tuple(transform(x) for x in images)
+
+
+DIHEDRAL_KEY = 7  # folded into the step key for the augmentation's draws
+
+
 def compose(restored: jax.Array, damaged: jax.Array, mask: jax.Array) -> jax.Array:
     """The delivered image: restored pixels where the mask is 1 (missing),
     the input's where it is 0."""
@@ -44,11 +60,18 @@ def compose(restored: jax.Array, damaged: jax.Array, mask: jax.Array) -> jax.Arr
 def restore_step(config: Config, modules: Modules, state: TrainState, batch: dict[str, jax.Array]):
     """One step on `batch` = {"images": uint8 (N, S, S, nc)[, "damaged": uint8 from the host
     (JPEG)]}."""
-    degradation, options = Degradation.from_config(config), Options.from_config(config)
+    degradation = Degradation.from_config(config, training=True)
+    options = Options.from_config(config)
     restorer = state.models["restorer"]
     dtype = modules["restorer"].dtype
     clean = to_model_range(batch["images"], dtype)
     host_damaged = to_model_range(batch["damaged"], dtype) if "damaged" in batch else None
+    if config.dihedral:
+        key = jax.random.fold_in(step_key(state), DIHEDRAL_KEY)
+        if host_damaged is None:
+            (clean,) = random_dihedral(key, clean)
+        else:
+            clean, host_damaged = random_dihedral(key, clean, host_damaged)
     damaged, mask = degradation.apply(step_key(state), clean, host_damaged)
     weight = mask if degradation.is_inpainting else jnp.ones_like(mask)
 
@@ -97,7 +120,7 @@ def restore_step(config: Config, modules: Modules, state: TrainState, batch: dic
         restorer_collections,
         discriminator,
         metrics,
-        options.lr_decay_steps,
+        options,
     )
 
 
@@ -107,6 +130,6 @@ def eval_restore_fn(modules: Modules):
     @jax.jit
     def run(variables: Any, damaged: jax.Array, mask: jax.Array) -> jax.Array:
         restored = modules["restorer"].apply(variables, damaged, mask, train=False)
-        return compose(restored, damaged, mask)
+        return compose(jnp.clip(restored, -1, 1), damaged, mask)
 
     return run
