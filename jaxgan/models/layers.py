@@ -181,12 +181,12 @@ def depth_to_space_transpose(
     return blocks.reshape(count, height * factor, width * factor, channels)
 
 
-def torch_uniform(fan_in_axes: tuple[int, ...], scale: float = 1.0):
+def torch_uniform(fan_in: int, scale: float = 1.0):
     """PyTorch's default initialiser of a convolution's weight and bias (kaiming_uniform with
-    a=sqrt(5)): U(-b, b) with b = scale / sqrt(fan_in), fan_in from the kernel's `fan_in_axes`."""
+    a=sqrt(5)): U(-b, b) with b = scale / sqrt(fan_in), fan_in of the layer's kernel."""
 
     def init(key, shape, dtype=jnp.float32):
-        bound = scale / np.sqrt(np.prod([shape[axis] for axis in fan_in_axes]))
+        bound = scale / np.sqrt(fan_in)
         return jax.random.uniform(key, shape, dtype, -bound, bound)
 
     return init
@@ -243,9 +243,10 @@ class _Convolution(nn.Module):
         shape = (self.kernel_size, self.kernel_size, x.shape[-1], self.features)
         if self.init not in ("dcgan", "torch", "zeros"):
             raise ValueError(f"init must be 'dcgan', 'torch' or 'zeros', got {self.init!r}")
+        fan_in = int(np.prod([shape[axis] for axis in self.torch_fan_in]))
         weight_init = {
             "dcgan": dcgan_normal(),
-            "torch": torch_uniform(self.torch_fan_in, self.init_scale),
+            "torch": torch_uniform(fan_in, self.init_scale),
             "zeros": nn.initializers.zeros,
         }[self.init]
         kernel = self.param("kernel", weight_init, shape, self.param_dtype)
@@ -254,15 +255,7 @@ class _Convolution(nn.Module):
         y = self.apply_kernel(x.astype(self.dtype), kernel.astype(self.dtype))
         if self.init == "dcgan":
             return y
-        bound = self.init_scale / np.sqrt(np.prod([shape[axis] for axis in self.torch_fan_in]))
-        bias_init = (
-            nn.initializers.zeros
-            if self.init == "zeros"
-            else lambda key, bias_shape, dtype: jax.random.uniform(
-                key, bias_shape, dtype, -bound, bound
-            )
-        )
-        bias = self.param("bias", bias_init, (self.features,), self.param_dtype)
+        bias = self.param("bias", weight_init, (self.features,), self.param_dtype)
         return y + bias.astype(self.dtype)
 
     def spectral_normalized(self, kernel: jax.Array) -> jax.Array:

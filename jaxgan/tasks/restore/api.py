@@ -235,13 +235,12 @@ def restore(
     restored = []
     fill = restorer.fills_holes(mask is not None)
     hole_mask = hole[..., None].astype(np.float32)
+    fill_fn = jax.jit(fill_holes, static_argnums=2)
     for plane in planes:
         model_input = plane * 2 - 1
         if fill:
             model_input = np.asarray(
-                jax.jit(fill_holes, static_argnums=2)(
-                    model_input[None], hole_mask[None], restorer.hole_fill
-                )
+                fill_fn(model_input[None], hole_mask[None], restorer.hole_fill)
             )[0]
 
         def run(inputs: np.ndarray, holes: np.ndarray) -> np.ndarray:

@@ -252,8 +252,8 @@ def markdown_table(report: dict[str, Any]) -> str:
 SPEED_SIDE = 1024  # restore-speed images: 1024 x 1024 outputs (1.05 megapixels)
 
 
-def speed_input(method: str) -> tuple[np.ndarray, np.ndarray | None, int, float]:
-    """(uint8 input, mask or None, scale, sigma) of the restore-speed benchmark: a 1024 x 1024 crop
+def speed_input(method: str) -> tuple[np.ndarray, np.ndarray | None, int]:
+    """(uint8 input, mask or None, scale) of the restore-speed benchmark: a 1024 x 1024 crop
     of scikit-image's retina (its luma for 1-channel models), degraded for `method`'s task."""
     from jaxgan.data import sources
     from jaxgan.data.images import to_channels
@@ -265,12 +265,12 @@ def speed_input(method: str) -> tuple[np.ndarray, np.ndarray | None, int, float]
     if method in ("sr4x", "sr2x"):
         scale = int(method[2])
         low = downsample(jnp.asarray(photo[None] * 2 - 1), scale)
-        return np.round((np.asarray(low[0]) + 1) * 127.5).astype(np.uint8), None, scale, 0.0
+        return np.round((np.asarray(low[0]) + 1) * 127.5).astype(np.uint8), None, scale
     if method == "inpaint":
         mask = _strokes_mask(SPEED_SIDE)
-        return np.round(photo * 255).astype(np.uint8), mask, 1, 0.0
+        return np.round(photo * 255).astype(np.uint8), mask, 1
     noisy = np.clip(photo + rng.normal(0, 25 / 255, photo.shape), 0, 1)
-    return np.round(noisy * 255).astype(np.uint8), None, 1, 25.0
+    return np.round(noisy * 255).astype(np.uint8), None, 1
 
 
 def _strokes_mask(side: int) -> np.ndarray:
@@ -286,7 +286,7 @@ def restore_speed(method: str, repeats: int = 2) -> dict[str, Any]:
     "nlm" / "bm3d" (scikit-image's non-local means, BM3D, once) at the true sigma 25."""
     from jaxgan.tasks.restore.api import restore
 
-    image, mask, scale, _ = speed_input("denoise-colour" if method in ("nlm", "bm3d") else method)
+    image, mask, scale = speed_input("denoise-colour" if method in ("nlm", "bm3d") else method)
     unit, ones = image[None].astype(np.float32) / 255, np.ones((1,) + image.shape[:2] + (1,))
     if method == "nlm":
         run = lambda: nl_means(25.0)(unit, ones)  # noqa: E731

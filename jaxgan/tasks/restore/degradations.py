@@ -139,11 +139,11 @@ def _fill_level(values: jax.Array, known: jax.Array) -> jax.Array:
     height, width = values.shape[1:3]
     if min(height, width) <= COARSEST_SIDE:
         total = jnp.sum(known, axis=(1, 2), keepdims=True)
-        mean = jnp.sum(values * known, axis=(1, 2), keepdims=True) / jnp.maximum(total, 1e-6)
+        mean = jnp.sum(values, axis=(1, 2), keepdims=True) / jnp.maximum(total, 1e-6)
         start = jnp.broadcast_to(mean, values.shape)
     else:  # an odd side gains an unknown row or column (weight 0) before halving
         even = ((0, 0), (0, height % 2), (0, width % 2), (0, 0))
-        padded_values, padded_known = jnp.pad(values * known, even), jnp.pad(known, even)
+        padded_values, padded_known = jnp.pad(values, even), jnp.pad(known, even)
 
         def halve(x):
             rows, cols = x.shape[1] // 2, x.shape[2] // 2
