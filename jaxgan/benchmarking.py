@@ -11,6 +11,7 @@ import os
 import resource
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -51,13 +52,13 @@ def peak_memory_mb(device: jax.Device) -> float:
 
 
 def _time_steps(
-    step: Any, state: Any, data: Any, steps: int, warmup: int
+    compile_step: Callable[[], Callable], state: Any, data: Any, steps: int, warmup: int
 ) -> tuple[float, list[float], Any]:
-    """(compile seconds, per-step seconds, cost analysis) of a jitted step on fixed data."""
+    """(compile seconds, per-step seconds, the compiled step) of `compile_step()`'s step on fixed
+    data."""
     start = time.perf_counter()
-    compiled = step.lower(state, data).compile()
+    compiled = compile_step()
     compile_s = time.perf_counter() - start
-    costs = compiled.cost_analysis()
     times = []
     for i in range(warmup + steps):
         start = time.perf_counter()
@@ -65,7 +66,7 @@ def _time_steps(
         jax.block_until_ready(metrics)
         if i >= warmup:
             times.append(time.perf_counter() - start)
-    return compile_s, times, costs[0] if isinstance(costs, list) else costs
+    return compile_s, times, compiled
 
 
 def measure_jaxgan(
@@ -85,7 +86,11 @@ def measure_jaxgan(
         functools.partial(init_state, config, modules), out_shardings=sharding.replicated(mesh)
     )()
     data = sharding.to_global(fake_batch(config), mesh)
-    compile_s, times, costs = _time_steps(step, state, data, steps, warmup)
+    compile_s, times, compiled = _time_steps(
+        lambda: step.lower(state, data).compile(), state, data, steps, warmup
+    )
+    costs = compiled.cost_analysis()
+    costs = costs[0] if isinstance(costs, list) else costs
     device = jax.devices()[0]
     return {
         "framework": "jaxgan",
@@ -100,14 +105,15 @@ def measure_jaxgan(
 
 
 def measure_sweep(runs: int, batch: int, steps: int, form: str, warmup: int = 2) -> dict[str, Any]:
-    """Images per second over all runs of K dcgan32 runs: one after another (`sequential`, the
-    single step timed once: each run costs the same) or stacked in one program (`sweep`,
-    jaxgan.sweep's choice)."""
+    """Fresh compile time and images per second over all runs of K dcgan32 runs: one after another
+    (`sequential`: the single step, timed once, as each run costs the same) or as one sweep of
+    `form` (a `jaxgan.sweep.MODES` entry: `auto` is the backend's choice). JAX's persistent
+    compilation cache is off, so every compile time is a whole compilation."""
     from jaxgan import sharding, sweep
     from jaxgan.state import make_modules
 
+    jax.config.update("jax_enable_compilation_cache", False)
     config = bench_config("dcgan32", batch, "float32")
-    modules = make_modules(config)
     if form == "sequential":
         result = measure_jaxgan("dcgan32", batch, "float32", steps, warmup)
         return {
@@ -117,15 +123,16 @@ def measure_sweep(runs: int, batch: int, steps: int, form: str, warmup: int = 2)
             "compile_s": result["compile_s"],
             "device": result["device"],
         }
+    modules = make_modules(config)
     mesh = sharding.make_sweep_mesh(runs)
     state = sweep.init_sweep(config, [config.replace(seed=k) for k in range(runs)], modules, mesh)
     batches = fake_batch(config)
     stacked = {k: np.stack([v] * runs) for k, v in batches.items()}
     data = sharding.to_global_sweep(stacked, mesh, runs, batch)
-    step = sweep.make_sweep_step(config, modules, runs, mesh)
-    compile_s, times, _ = _time_steps(step, state, data, steps, warmup)
+    step = sweep.make_sweep_step(config, modules, runs, mesh, form)
+    compile_s, times, _ = _time_steps(lambda: step.compile(state, data), state, data, steps, warmup)
     return {
-        "form": f"sweep ({sweep.resolve_mode('auto', mesh)})",
+        "form": f"sweep ({step.mode})",
         "runs": runs,
         "img_per_s": runs * batch / float(np.median(times)),
         "compile_s": compile_s,

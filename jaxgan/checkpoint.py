@@ -14,10 +14,12 @@ from typing import Any
 import jax
 import orbax.checkpoint as ocp
 
-# 2: the state's models by role, each with its mutable collections (`jaxgan.state`); 1 (read,
-# migrated on restore): fields `generator` (G or R) and `discriminator`, each with `batch_stats`.
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+# 3: the settings hold the penalty weights (r1_gamma, gradient_penalty) too. 2: the state's models
+# by role, each with its mutable collections (`jaxgan.state`); 1: fields `generator` (G or R) and
+# `discriminator`, each with `batch_stats`. 1 and 2 are read and migrated on restore.
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
+SETTINGS_BEFORE_3 = ("ema_decay", "lambda_rec", "lambda_adv")
 
 
 class CheckpointError(ValueError):
@@ -60,21 +62,50 @@ class Checkpoints:
             force=True,
         )
 
-    def restore(self, step: int, abstract_state: Any) -> tuple[Any, dict[str, Any]]:
+    def restore(
+        self, step: int, abstract_state: Any, settings: dict[str, Any] | None = None
+    ) -> tuple[Any, dict[str, Any]]:
         """The state at `step`, placed as `abstract_state`'s shardings say (any device count); a
-        format-1 checkpoint is read in its own layout and migrated."""
-        meta = self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
-        check_format(meta, self.directory / str(step))
+        format-1 checkpoint is read in its own layout and migrated, and a checkpoint from before
+        format 3 takes the settings it did not save from `settings` (the run's, from its
+        config)."""
+        meta = self.meta(step)
+        target = abstract_state
+        if meta["format_version"] < 3:
+            target = abstract_state.replace(
+                settings={k: abstract_state.settings[k] for k in SETTINGS_BEFORE_3}
+            )
         if meta["format_version"] == 1:
             restored = self.manager.restore(
                 step,
-                args=ocp.args.Composite(state=ocp.args.StandardRestore(layout_v1(abstract_state))),
+                args=ocp.args.Composite(state=ocp.args.StandardRestore(layout_v1(target))),
             )
-            return from_layout_v1(restored.state, abstract_state), meta
-        restored = self.manager.restore(
-            step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state))
-        )
-        return restored.state, meta
+            state = from_layout_v1(restored.state, target)
+        else:
+            restored = self.manager.restore(
+                step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target))
+            )
+            state = restored.state
+        if meta["format_version"] < 3:
+            if settings is None:
+                raise CheckpointError(
+                    f"{self.directory / str(step)}: format {meta['format_version']} holds no "
+                    f"{', '.join(sorted(set(abstract_state.settings) - set(SETTINGS_BEFORE_3)))}; "
+                    "restore it with the run's settings"
+                )
+            missing = {k: v for k, v in settings.items() if k not in SETTINGS_BEFORE_3}
+            placed = {
+                k: jax.device_put(v, abstract_state.settings[k].sharding)
+                for k, v in missing.items()
+            }
+            state = state.replace(settings={**state.settings, **placed})
+        return state, meta
+
+    def meta(self, step: int) -> dict[str, Any]:
+        """The JSON record saved beside the state at `step` (format version, data position, ...)."""
+        meta = self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
+        check_format(meta, self.directory / str(step))
+        return meta
 
     def saved_models(self, step: int) -> set[str]:
         """The names of the models checkpoint `step` holds (format 1: `generator` for G or R)."""

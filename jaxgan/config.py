@@ -48,10 +48,12 @@ class Config:
     task: str = "gan"  # "gan" (G and D) or "restore" (R and D)
     data: str = ""  # "digits", "photos", "fake" or a folder of images; "" = the built-in default
     data_split: str = "train"  # "train", "validation", "test" or "all" (built-in data's splits)
+    max_examples: int = 0  # 0: every example; N: train on the data's first N (small-data studies)
     image_size: int = 64
     nc: int = 3  # image channels
     # Models.
     nz: int = 100
+    num_classes: int = 0  # 0: unconditional; N: G and D conditioned on the data's N classes
     ngf: int = 64
     ndf: int = 64
     restorer: str = "residual"  # "residual" (input + learned correction) or "encoder_decoder"
@@ -84,6 +86,10 @@ class Config:
     loss: str = "bce"  # the adversarial loss, by name (`jaxgan.losses.ADVERSARIAL`)
     r1_gamma: float = 0.0  # R1 penalty gamma / 2 * E|grad_x D(x)|^2 on real images; 0 = off
     r1_every: int = 1  # lazy R1: every k-th step, weighted k (StyleGAN2)
+    gradient_penalty: float = 0.0  # WGAN-GP's lambda * E(|grad D(mix)| - 1)^2; 0 = off (paper: 10)
+    n_critic: int = (
+        1  # D updates per G update, each on its own batch: a step reads n_critic batches
+    )
     spectral_norm: str = ""  # spectral normalisation of every convolution of "discriminator",
     # "generator" or "both"
     discriminator_batchnorm: bool = True  # False: D without its BatchNorm layers
@@ -125,6 +131,10 @@ class Config:
     @property
     def resolved_data_seed(self) -> int:
         return self.seed if self.data_seed < 0 else self.data_seed
+
+    def data_position(self, step: int) -> int:
+        """Global batches read by the end of `step` steps: each step reads `n_critic` of them."""
+        return step * self.n_critic
 
 
 # Fields that may differ between a run and its resumption: they change no number of the training.
@@ -204,13 +214,23 @@ def check(config: Config) -> Config:
             f"config field 'spectral_norm' must be one of {SPECTRAL_NORM}, "
             f"got {config.spectral_norm!r}"
         )
-    for name in ("r1_gamma", "lr_decay_steps", "warmup_steps", "noise_sigma", "noise_sigma_max"):
+    for name in (
+        "num_classes",
+        "max_examples",
+        "r1_gamma",
+        "gradient_penalty",
+        "lr_decay_steps",
+        "warmup_steps",
+        "noise_sigma",
+        "noise_sigma_max",
+    ):
         if getattr(config, name) < 0:
             raise ConfigError(
                 f"config field {name!r} must be at least 0, got {getattr(config, name)}"
             )
     for name in (
         "r1_every",
+        "n_critic",
         "batch_size",
         "nz",
         "ngf",
@@ -228,6 +248,17 @@ def check(config: Config) -> Config:
             raise ConfigError(
                 f"config field {name!r} must be at least 1, got {getattr(config, name)}"
             )
+    if config.task != "gan" and config.num_classes:
+        raise ConfigError(
+            f"config field 'num_classes' makes a class-conditional GAN (task 'gan'), not task "
+            f"{config.task!r}"
+        )
+    if config.task != "gan" and (config.gradient_penalty or config.n_critic != 1):
+        raise ConfigError(
+            "config fields 'gradient_penalty' and 'n_critic' train a GAN's critic (task 'gan'); "
+            f"task {config.task!r} has gradient_penalty {config.gradient_penalty} and n_critic "
+            f"{config.n_critic}"
+        )
     return dataclasses.replace(
         config, **{n: float(getattr(config, n)) for n, f in FIELDS.items() if f.type == "float"}
     )

@@ -35,6 +35,7 @@ LAYOUTS = {
     "conv_transpose": ((2, 3, 0, 1), (2, 3, 0, 1)),  # (in, out, kh, kw) <-> (kh, kw, in, out)
     "vector": (None, None),
     "count": (None, None),  # num_batches_tracked: int64 in torch, int32 in flax
+    "embedding": (None, None),  # (classes, features) in both
 }
 
 
@@ -114,7 +115,9 @@ def table(arch: Mapping[str, Any]) -> list[Entry]:
         return residual_restorer_table(arch)
     layers = num_upsamplings(arch["image_size"])
     entries: list[Entry] = []
-    if arch["model"] == "generator":  # main = [ConvT, BN, ReLU] * L + [ConvT, Tanh]
+    embedding = [Entry("embed.weight", ("params", "embed", "embedding"), "embedding")]
+    if arch["model"] == "generator":  # [embed] + main = [ConvT, BN, ReLU] * L + [ConvT, Tanh]
+        entries += embedding if arch.get("num_classes") else []
         for i in range(layers + 1):
             spectral_norm = arch.get("spectral_norm") or ""
             entries += _conv(f"main.{3 * i}", f"conv_{i}", spectral_norm, "conv_transpose")
@@ -128,6 +131,7 @@ def table(arch: Mapping[str, Any]) -> list[Entry]:
             if batchnorm and 0 < i < layers:
                 entries += _batchnorm(f"main.{index + 1}", f"bn_{i}")
             index += 3 if batchnorm and 0 < i < layers else 2
+        entries += embedding if arch.get("num_classes") else []  # the projection's class table
     elif arch["model"] == "restorer":
         for i in range(layers):
             entries.append(
@@ -173,10 +177,11 @@ def variable_shapes(
     """Flat {path: shape} of the Flax variables, from the model itself (no computation)."""
     model = build_model(arch, dtype)
     size, nc = arch["image_size"], arch["nc"]
+    labels = (jnp.zeros((1,), jnp.int32),) if arch.get("num_classes") else ()
     if arch["model"] == "generator":
-        inputs = (jnp.zeros((1, arch["nz"]), dtype),)
+        inputs = (jnp.zeros((1, arch["nz"]), dtype), *labels)
     elif arch["model"] == "discriminator":
-        inputs = (jnp.zeros((1, size, size, nc), dtype),)
+        inputs = (jnp.zeros((1, size, size, nc), dtype), *labels)
     else:
         inputs = (jnp.zeros((1, size, size, nc), dtype), jnp.zeros((1, size, size, 1), dtype))
     shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), *inputs, train=False))
@@ -241,6 +246,11 @@ def infer_arch(model: str, state_dict: Mapping[str, Any]) -> dict[str, Any]:
         arch = dict(model=model, nz=first[0], ngf=last[0], nc=last[1], image_size=image_size)
     else:
         arch = dict(model=model, ndf=first[0], nc=first[1], image_size=image_size)
+    if "embed.weight" in state_dict:  # class-conditional: G's class embedding joins its latent
+        classes, features = weight("embed.weight")
+        arch["num_classes"] = classes
+        if model == "generator":
+            arch["nz"] = first[0] - features
     formats = {suffixes[suffix] for suffix in found.values()}
     if len(formats) > 1:
         raise ConversionError(

@@ -129,7 +129,8 @@ def adam_to_flax(
     buffers: Mapping[str, Any],
     what: str,
 ) -> Any:
-    """`torch.optim.Adam.state_dict()` -> optax's Adam state with `layout`'s structure and dtypes.
+    """`torch.optim.Adam.state_dict()` -> optax's Adam state with `layout`'s structure and dtypes,
+    after `step` Adam steps (`updates`).
 
     `hyperparams` supplies what PyTorch does not keep (eps_root); `buffers` (the model's) complete
     the table.
@@ -159,8 +160,8 @@ def adam_to_flax(
         _check_keys(states[index], ADAM_STATE_KEYS, where)
         if float(states[index]["step"]) != step:
             raise ConversionError(
-                f"{where}: Adam step {float(states[index]['step'])}, but the checkpoint is at "
-                f"step {step}; jaxgan keeps one step count per model"
+                f"{where}: Adam step {float(states[index]['step'])}, but the model has taken "
+                f"{step} updates by the checkpoint's step; jaxgan keeps one step count per model"
             )
         for name, _ in MOMENTS:
             moments[name][entry.torch_key] = states[index][name]
@@ -289,17 +290,18 @@ def state_to_torch(config: config_lib.Config, state: TrainState) -> dict[str, An
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "step": step,
-        "data_position": step,
+        "data_position": config.data_position(step),
         "seeds": {"seed": config.seed, "data_seed": config.resolved_data_seed},
         "config": config.to_dict(),
     }
     archs = {name: get_task(config.task).arch(config, name) for name in MODELS}
     for name, arch in archs.items():
         model = state.models[name]
-        count = int(model.opt_state.inner_state[0].count)
-        if count != step:
+        count, expected = int(model.opt_state.inner_state[0].count), updates(config, name, step)
+        if count != expected:
             raise ConversionError(
-                f"the {name}'s Adam count {count} differs from the state's step {step}"
+                f"the {name}'s Adam count {count} differs from its {expected} updates by the "
+                f"state's step {step}"
             )
         result[name] = flax_to_torch(arch, model.variables())
         result[f"{name}_optimizer"] = adam_to_torch(arch, model)
@@ -307,6 +309,11 @@ def state_to_torch(config: config_lib.Config, state: TrainState) -> dict[str, An
         archs["generator"], state.models["generator"].variables(state.ema_params)
     )
     return result
+
+
+def updates(config: config_lib.Config, name: str, step: int) -> int:
+    """Adam steps model `name` has taken by training step `step`: D takes n_critic a step."""
+    return config.data_position(step) if name == "discriminator" else step
 
 
 def state_from_torch(
@@ -327,10 +334,10 @@ def state_from_torch(
     config = config_lib.from_dict(values["config"], source=f"{source} config")
     _check_task(config, source)
     step, position = int(values["step"]), int(values["data_position"])
-    if position != step:
+    if position != config.data_position(step):
         raise ConversionError(
-            f"{source}: data position {position} differs from step {step}; jaxgan's data "
-            "position is the step (one global batch per step)"
+            f"{source}: data position {position} differs from {config.data_position(step)}, "
+            f"the step {step} times the {config.n_critic} batch(es) a step reads"
         )
     seeds = {"seed": config.seed, "data_seed": config.resolved_data_seed}
     if dict(values["seeds"]) != seeds:
@@ -349,7 +356,7 @@ def state_from_torch(
             values[f"{name}_optimizer"],
             model_layout.opt_state,
             derived[name],
-            step,
+            updates(config, name, step),
             _buffers(arch, values[name]),
             f"{source} {name}_optimizer",
         )
@@ -482,7 +489,9 @@ def write_workdir(
         checkpoints = checkpoint.Checkpoints(
             temporary, keep=config.keep_checkpoints, async_save=False
         )
-        checkpoints.save(step, state, {"data_position": step, "skipped_examples": 0})
+        checkpoints.save(
+            step, state, {"data_position": config.data_position(step), "skipped_examples": 0}
+        )
         checkpoints.wait()
         checkpoints.close()
     return workdir

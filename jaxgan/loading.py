@@ -40,7 +40,17 @@ def restore_state(
     # Roles keep their names in both formats, but for format 1's `generator` (always trained).
     extra = {role for role in task.roles if role not in wanted} & checkpoints.saved_models(step)
     roles = tuple(role for role in task.roles if role in wanted or role in extra)
-    state, meta = checkpoints.restore(step, abstract_state(config, sharding, roles))
+    from jaxgan.state import param_dtype, run_settings
+
+    settings = run_settings(config, param_dtype(config))
+    state, meta = checkpoints.restore(step, abstract_state(config, sharding, roles), settings)
+    position = meta.get("data_position", config.data_position(step))
+    if position != config.data_position(step):
+        raise checkpoint.CheckpointError(
+            f"checkpoint {step} of {checkpoints.directory}: data position {position}, not "
+            f"{config.data_position(step)} (step {step} x the {config.n_critic} batch(es) a step "
+            "reads); resuming would feed the wrong batches"
+        )
     if extra:
         state = state.replace(models={r: m for r, m in state.models.items() if r in wanted})
     return state, meta

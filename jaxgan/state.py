@@ -21,7 +21,8 @@ from flax import struct
 from jaxgan.config import Config
 
 ADAM_EPS = 1e-8  # PyTorch's default, added after the square root as PyTorch does
-SETTINGS = ("ema_decay", "lambda_rec", "lambda_adv")  # config values kept as traced arrays
+# Config values kept as traced arrays (per run in a sweep); the penalty weights since format 3.
+SETTINGS = ("ema_decay", "lambda_rec", "lambda_adv", "r1_gamma", "gradient_penalty")
 # Each model's own Adam settings ("g": the trained model, "d": the discriminator); -1 = shared.
 ADAM_FIELDS = ("g_lr", "d_lr", "g_beta1", "d_beta1", "g_beta2", "d_beta2")
 
@@ -102,6 +103,11 @@ def _own_or_shared(own: Any, shared: Any, dtype: Any) -> jax.Array:
     return jnp.where(own < 0, shared, own)
 
 
+def run_settings(config: Config, dtype: Any) -> dict[str, jax.Array]:
+    """The run's `SETTINGS` as arrays of the parameters' dtype."""
+    return {name: jnp.asarray(getattr(config, name), dtype) for name in SETTINGS}
+
+
 def adam_settings(config: Config, role: str, dtype: Any) -> dict[str, jax.Array]:
     """The learning rate and betas of `role`'s Adam: its own config fields (d_* for the
     discriminator, g_* for the trained model) or, where they are -1, the shared lr and betas."""
@@ -148,7 +154,7 @@ def init_state(
         models[role] = ModelState(
             params, dict(variables), _adam_state(modules, params, config, dtype, role)
         )
-    settings = {name: jnp.asarray(getattr(config, name), dtype) for name in SETTINGS}
+    settings = run_settings(config, dtype)
     return TrainState(
         step=jnp.zeros((), jnp.int32),
         models=models,

@@ -5,13 +5,14 @@ Run k of a sweep is the single run with its settings: the swept values are array
 `TrainState` (Adam's hyperparameters live in its state, EMA decay and loss weights in `settings`,
 the seed in its weights and RNG) or choose host data (each run's batches and latents), never
 compile-time constants, so one compilation serves the sweep. Fields that change shapes or the
-compiled program cannot be swept. The step is `jax.vmap` of the single-run step or K unrolled copies
-of it in one program, chosen per backend by measurement (docs/sweeps.md). The loop is
-`jaxgan.sweep_train`.
+compiled program cannot be swept. The step is `jax.vmap` of the single-run step or a loop of the
+runs through one compiled single-run program, chosen per backend by measurement (docs/sweeps.md).
+The training loop is `jaxgan.sweep_train`.
 """
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import functools
 import itertools
@@ -34,8 +35,11 @@ from jaxgan.tasks import TASK_MODULES, get_task
 
 SWEEPABLE = (
     *("seed", "data_seed", "lr", "beta1", "beta2", "ema_decay", "lambda_rec", "lambda_adv"),
+    *("r1_gamma", "gradient_penalty"),
     *ADAM_FIELDS,
 )
+# Penalties whose term the base config must compile in (nonzero) for its runs to vary the weight.
+PENALTIES = ("r1_gamma", "gradient_penalty")
 SHAPE_FIELDS = (
     "image_size",
     "nc",
@@ -59,9 +63,11 @@ INIT_FIELDS = (
     "ema_decay",
     "lambda_rec",
     "lambda_adv",
+    "r1_gamma",
+    "gradient_penalty",
     *ADAM_FIELDS,
 )  # what init_state reads
-MODES = ("auto", "vmap", "unrolled")
+MODES = ("auto", "vmap", "loop")
 MAX_SEED = 2**31 - 1  # seeds travel as int32 arrays into the one compiled init
 
 
@@ -139,6 +145,13 @@ class SweepSpec:
                     f"got seed {config.seed}, "
                     f"data_seed {config.data_seed}"
                 )
+            for name in PENALTIES:
+                if getattr(config, name) and not getattr(base, name):
+                    raise SweepError(
+                        f"{source}: run {index} ({run}) sets {name} but the base config's is 0, "
+                        "so the shared step has no such term: give the base config a nonzero "
+                        f"--config.{name} to sweep it (0 stays a valid value of a run)"
+                    )
             task = get_task(base.task)
             missing = set(task.roles_for(config)) - set(task.roles_for(base))
             if missing:
@@ -277,62 +290,182 @@ def init_sweep(base: Config, configs: list[Config], modules: Modules, mesh: Mesh
 
 
 def resolve_mode(mode: str, mesh: Mesh) -> str:
-    """`auto`: K unrolled copies on CPU (XLA's CPU backend runs vmapped, i.e. grouped, convolutions
+    """`auto`: the loop over runs on CPU (XLA's CPU backend runs vmapped, i.e. grouped, convolutions
     slowly: docs/sweeps.md), `jax.vmap` elsewhere."""
     if mode not in MODES:
         raise SweepError(f"sweep mode must be one of {MODES}, got {mode!r}")
     if mode != "auto":
         return mode
-    return "unrolled" if mesh.devices.flat[0].platform == "cpu" else "vmap"
+    return "loop" if mesh.devices.flat[0].platform == "cpu" else "vmap"
+
+
+def keep_finite(new: TrainState, old: TrainState, keep: jax.Array) -> TrainState:
+    """The per-run freeze: the new state where `keep` (the run is active and its new losses and
+    state are finite), else the old one, so NaNs never reach a later step."""
+    return jax.tree.map(lambda new_leaf, old_leaf: jnp.where(keep, new_leaf, old_leaf), new, old)
+
+
+class SweepStep(abc.ABC):
+    """(SweepState, batch of stacked (K, B, ...) arrays) -> (SweepState, metrics of shape (K,)), the
+    metrics holding each run's losses, `active` and `step` (a stopped run's is the step it froze
+    at). The state is donated.
+
+    `programs` are the jitted functions one step calls; `compile` returns the same step running
+    their ahead-of-time compilations for these inputs (what a benchmark times, what a test reads).
+    """
+
+    mode: str
+
+    def __init__(self, programs: dict[str, Callable]):
+        self.programs = programs
+
+    @abc.abstractmethod
+    def __call__(
+        self, sweep: SweepState, batch: dict[str, jax.Array]
+    ) -> tuple[SweepState, dict[str, jax.Array]]: ...
+
+    @abc.abstractmethod
+    def compile(self, sweep: SweepState, batch: dict[str, jax.Array]) -> SweepStep: ...
+
+    def compilations(self) -> list[int]:
+        """How many times each program has been compiled (one compilation serves the sweep)."""
+        return [program._cache_size() for program in self.programs.values()]
+
+
+class VmapStep(SweepStep):
+    """`jax.vmap` of the single-run step: one program; K small convolutions become one grouped
+    convolution (fast on accelerators)."""
+
+    mode = "vmap"
+
+    def __call__(
+        self, sweep: SweepState, batch: dict[str, jax.Array]
+    ) -> tuple[SweepState, dict[str, jax.Array]]:
+        return self.programs["step"](sweep, batch)
+
+    def compile(self, sweep: SweepState, batch: dict[str, jax.Array]) -> VmapStep:
+        return VmapStep({"step": self.programs["step"].lower(sweep, batch).compile()})
+
+
+class LoopStep(SweepStep):
+    """The runs one after another through one compiled single-run program, called K / R times per
+    step (R: devices on the run axis, each advancing its own run j at once): compile time does not
+    grow with K, and XLA:CPU runs every convolution as a single run does (docs/sweeps.md).
+
+    Three programs: `run` takes run j of every device's block and its single-run step (nothing
+    donated); `write` applies the freeze and puts the run back into the stacked state in place
+    (state donated); `gather` makes the (K,) metrics. Writing the donated state in the program of
+    the step slows that step on XLA:CPU, and the freeze there makes it compile about 1.4x longer,
+    hence two programs.
+    """
+
+    mode = "loop"
+
+    def __init__(self, programs: dict[str, Callable], indices: list[jax.Array]):
+        super().__init__(programs)
+        self.indices = indices  # j = 0 .. K / R - 1, on the devices, made once
+
+    def __call__(
+        self, sweep: SweepState, batch: dict[str, jax.Array]
+    ) -> tuple[SweepState, dict[str, jax.Array]]:
+        run, write, gather = (self.programs[name] for name in ("run", "write", "gather"))
+        runs, active, metrics = sweep.runs, sweep.active, []
+        for index in self.indices:
+            new, run_metrics = run(runs, batch, index)
+            runs, active = write(runs, active, new, run_metrics["finite"], index)
+            metrics.append(run_metrics)
+        return SweepState(runs, active), gather(metrics, active, runs.step)
+
+    def compile(self, sweep: SweepState, batch: dict[str, jax.Array]) -> LoopStep:
+        index = self.indices[0]
+        run = self.programs["run"]
+        new, metrics = jax.eval_shape(run, sweep.runs, batch, index)
+        programs = {
+            "run": run.lower(sweep.runs, batch, index),
+            "write": self.programs["write"].lower(
+                sweep.runs, sweep.active, new, metrics["finite"], index
+            ),
+            "gather": self.programs["gather"].lower(
+                [metrics] * len(self.indices), sweep.active, sweep.runs.step
+            ),
+        }
+        return LoopStep(
+            {name: lowered.compile() for name, lowered in programs.items()}, self.indices
+        )
 
 
 def make_sweep_step(
-    config: Config,
-    modules: Modules,
-    num_runs: int,
-    mesh: Mesh,
-    mode: str = "auto",
-    donate: bool = True,
-) -> Callable:
-    """jit: (SweepState, batch of stacked (K, B, ...) arrays) -> (SweepState, metrics of shape
-    (K,)), the metrics holding each run's losses, `active` and `step` (a stopped run's is the step
-    it froze at).
-
-    Each run takes the single-run step (the task's `step`); a run whose new state is not finite, or
-    that was already stopped, keeps its old state inside the step, so NaNs never reach a later step.
-    """
+    config: Config, modules: Modules, num_runs: int, mesh: Mesh, mode: str = "auto"
+) -> SweepStep:
+    """The sweep step of `mode` (`resolve_mode`): each run takes the single-run step (the task's
+    `step`), then the per-run freeze (`keep_finite`)."""
     single = get_task(config.task).step(config, modules)
+    runs, batches = sharding.runs_sharding(mesh), sharding.sweep_batch_sharding(mesh)
+    replicated = sharding.replicated(mesh)  # metrics are replicated: every process reads them
+    if resolve_mode(mode, mesh) == "vmap":
 
-    def run_step(state: TrainState, active: jax.Array, batch: dict[str, jax.Array]):
-        new_state, metrics = single(state, batch)
-        keep = active & metrics["finite"]
-        return (
-            jax.tree.map(lambda new, old: jnp.where(keep, new, old), new_state, state),
-            keep,
-            metrics,
+        def sweep_step(sweep: SweepState, batch: dict[str, jax.Array]):
+            states, metrics = jax.vmap(single)(sweep.runs, batch)
+            active = sweep.active & metrics["finite"]
+            states = jax.vmap(keep_finite)(states, sweep.runs, active)
+            return SweepState(states, active), {**metrics, "active": active, "step": states.step}
+
+        return VmapStep(
+            {
+                "step": jax.jit(
+                    sweep_step,
+                    in_shardings=(runs, batches),
+                    out_shardings=(runs, replicated),
+                    donate_argnums=(0,),
+                )
+            }
         )
 
-    if resolve_mode(mode, mesh) == "vmap":
-        stepped = jax.vmap(run_step)
-    else:
+    per_device = num_runs // mesh.shape[sharding.RUNS_AXIS]
 
-        def stepped(states, active, batch):
-            results = [
-                run_step(*jax.tree.map(lambda leaf, k=k: leaf[k], (states, active, batch)))
-                for k in range(num_runs)
-            ]
-            return jax.tree.map(lambda *leaves: jnp.stack(leaves), *results)
+    def pick(tree, index):
+        return jax.tree.map(lambda leaf: jax.lax.dynamic_index_in_dim(leaf, index), tree)
 
-    def sweep_step(
-        sweep: SweepState, batch: dict[str, jax.Array]
-    ) -> tuple[SweepState, dict[str, jax.Array]]:
-        runs, active, metrics = stepped(sweep.runs, sweep.active, batch)
-        return SweepState(runs, active), {**metrics, "active": active, "step": runs.step}
+    def run_one(states, batch, index):  # on each device's block of runs: its run `index`
+        picked = jax.tree.map(lambda leaf: leaf[0], pick((states, batch), index))
+        return jax.tree.map(lambda leaf: leaf[None], single(*picked))
 
-    runs = sharding.runs_sharding(mesh)  # metrics (K,) are replicated: every process reads them
-    return jax.jit(
-        sweep_step,
-        in_shardings=(runs, sharding.sweep_batch_sharding(mesh)),
-        out_shardings=(runs, sharding.replicated(mesh)),
-        donate_argnums=(0,) if donate else (),
-    )
+    def write_one(states, active, new, finite, index):
+        keep = pick(active, index) & finite
+        new = keep_finite(new, pick(states, index), keep)
+
+        def put(leaf, value):
+            return jax.lax.dynamic_update_slice_in_dim(leaf, value, index, 0)
+
+        return jax.tree.map(put, states, new), put(active, keep)
+
+    def gather(metrics, active, step):  # metrics[j][r] is run r * per_device + j
+        stacked = jax.tree.map(lambda *values: jnp.stack(values, 1).reshape(-1), *metrics)
+        return {**stacked, "active": active, "step": step}
+
+    def per_block(function, arguments):  # manual over `runs`; each run's batch stays over `data`
+        specs = (jax.sharding.PartitionSpec(sharding.RUNS_AXIS),) * (arguments - 1)
+        return jax.shard_map(
+            function,
+            mesh=mesh,
+            in_specs=(*specs, jax.sharding.PartitionSpec()),
+            out_specs=jax.sharding.PartitionSpec(sharding.RUNS_AXIS),
+            axis_names={sharding.RUNS_AXIS},
+        )
+
+    programs = {
+        "run": jax.jit(
+            per_block(run_one, 3),
+            in_shardings=(runs, batches, replicated),
+            out_shardings=runs,
+        ),
+        "write": jax.jit(
+            per_block(write_one, 5),
+            in_shardings=(runs, runs, runs, runs, replicated),
+            out_shardings=runs,
+            donate_argnums=(0, 1),
+        ),
+        "gather": jax.jit(gather, in_shardings=runs, out_shardings=replicated),
+    }
+    indices = [jax.device_put(jnp.int32(j), replicated) for j in range(per_device)]
+    return LoopStep(programs, indices)

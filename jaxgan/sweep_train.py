@@ -28,7 +28,7 @@ from jaxgan import checkpoint, preemption, run_info, sharding, sweep_summary
 from jaxgan.atomic import atomic_path
 from jaxgan.config import Config
 from jaxgan.data.fingerprint import fingerprint
-from jaxgan.data.pipeline import Batches, keyed_draws, prefetched
+from jaxgan.data.pipeline import Batches, keyed_draws, per_step, prefetched
 from jaxgan.data.sources import Source, make_source
 from jaxgan.loading import restore_state
 from jaxgan.loop import Cadence, DurationEstimate, StepTimer, log_scalars
@@ -149,6 +149,8 @@ class SweepBatches:
         self.configs, self.rows, self.base = configs, rows, base
         options = get_task(base.task).batch_options(base)
         self.nz, self.augment_size = options.get("nz", 0), options.get("augment_size", 0)
+        self.penalty_mix = options.get("penalty_mix", False)
+        self.batches_per_step = options.get("batches_per_step", 1)
         self.streams = {
             seed: Batches(
                 source.with_data_seed(seed),
@@ -156,6 +158,8 @@ class SweepBatches:
                 seed,
                 rows,
                 transform=options.get("transform"),
+                batches_per_step=self.batches_per_step,
+                labels=options.get("labels", False),
             )
             for seed in dict.fromkeys(c.resolved_data_seed for c in configs)
         }
@@ -168,14 +172,19 @@ class SweepBatches:
         }
         base = self.base
         drawn = {
-            seed: keyed_draws(
-                seed,
+            seed: per_step(
+                lambda index, seed=seed: keyed_draws(
+                    seed,
+                    index,
+                    base.batch_size,
+                    self.rows,
+                    self.nz,
+                    self.augment_size,
+                    param_dtype(base),
+                    self.penalty_mix,
+                ),
                 step,
-                base.batch_size,
-                self.rows,
-                self.nz,
-                self.augment_size,
-                param_dtype(base),
+                self.batches_per_step,
             )
             for seed in dict.fromkeys(c.seed for c in self.configs)
         }
@@ -287,7 +296,10 @@ class SweepRuns:
         self.checkpoints[k].save(
             step,
             run_state,
-            {"data_position": step, "skipped_examples": self.batches.skipped(self.configs[k])},
+            {
+                "data_position": self.configs[k].data_position(step),
+                "skipped_examples": self.batches.skipped(self.configs[k]),
+            },
         )
         if jax.process_index() == 0:
             run_info.end_segment(self.run_dirs[k], step)

@@ -182,7 +182,9 @@ def _train(config: config_lib.Config, workdir: Path, mesh, source) -> TrainState
             step,
         )
         checkpoints.save(
-            step, state, {"data_position": step, "skipped_examples": len(batches.skipped)}
+            step,
+            state,
+            {"data_position": config.data_position(step), "skipped_examples": len(batches.skipped)},
         )
         if primary:
             run_info.end_segment(workdir, step)

@@ -22,9 +22,14 @@ RESIDUAL = {
 }
 
 
+# Class-conditional models under test: name -> the converter's model; 10 classes each.
+CONDITIONAL = {"conditional_generator": "generator", "projection_discriminator": "discriminator"}
+NUM_CLASSES = 10
+
+
 def role(name: str) -> str:
     """The converter's model name (`--model`) of a model under test."""
-    return "restorer" if name in RESIDUAL else name
+    return "restorer" if name in RESIDUAL else CONDITIONAL.get(name, name)
 
 
 def precision(dtype: str):
@@ -45,10 +50,11 @@ def make_torch_model(
     """A torch_ref model with DCGAN-initialised weights, then BatchNorm affine parameters and
     running statistics drawn away from their defaults, so that a wrong statistic or mode shows."""
     torch.manual_seed(seed)
-    if name == "generator":
-        module = torch_models.Generator(nz=nz, ngf=width, nc=nc, image_size=size)
-    elif name == "discriminator":
-        module = torch_models.Discriminator(ndf=width, nc=nc, image_size=size)
+    classes = NUM_CLASSES if name in CONDITIONAL else 0
+    if role(name) == "generator":
+        module = torch_models.Generator(nz, width, nc, size, num_classes=classes)
+    elif role(name) == "discriminator":
+        module = torch_models.Discriminator(width, nc, size, num_classes=classes)
     elif name in RESIDUAL:  # DCGAN's init below also gives the zero-initialised head weights
         unshuffle, batchnorm = RESIDUAL[name]
         module = torch_models.ResidualRestorer(nc, width, 2, unshuffle, batchnorm)
@@ -64,6 +70,8 @@ def make_torch_model(
                 layer.running_mean.uniform_(-0.5, 0.5)
                 layer.running_var.uniform_(0.5, 1.5)
                 layer.num_batches_tracked.fill_(7)
+            if isinstance(layer, torch.nn.Embedding):  # D's N(0, 0.02) would hide a projection
+                layer.weight.uniform_(-0.5, 0.5)
     return module.to(TORCH_DTYPES[dtype])
 
 
@@ -76,17 +84,21 @@ def make_inputs(
     seed: int = 1,
     dtype: str = "float32",
 ) -> list[np.ndarray]:
-    """NCHW numpy inputs (latents as (N, nz, 1, 1)); the restorer also gets a 0/1 mask."""
+    """NCHW numpy inputs (latents as (N, nz, 1, 1)); the restorer also gets a 0/1 mask, a
+    conditional model int64 labels (N,)."""
     rng = np.random.default_rng(seed)
-    if name == "generator":
-        return [rng.standard_normal((batch, nz, 1, 1)).astype(dtype)]
+    labels = [rng.integers(0, NUM_CLASSES, batch)] if name in CONDITIONAL else []
+    if role(name) == "generator":
+        return [rng.standard_normal((batch, nz, 1, 1)).astype(dtype), *labels]
     images = rng.uniform(-1, 1, (batch, nc, size, size)).astype(dtype)
-    if name == "discriminator":
-        return [images]
+    if role(name) == "discriminator":
+        return [images, *labels]
     return [images, (rng.random((batch, 1, size, size)) < 0.3).astype(dtype)]
 
 
 def to_jax_input(array: np.ndarray) -> np.ndarray:
+    if array.ndim == 1:  # labels
+        return array
     return (
         array.reshape(len(array), -1) if array.shape[2:] == (1, 1) else array.transpose(0, 2, 3, 1)
     )
@@ -122,6 +134,6 @@ def jax_forward(
     else:
         out, updates = model.apply(variables, *args, train=False), None
     out = np.asarray(out)
-    if name == "discriminator":
+    if role(name) == "discriminator":
         out = 1 / (1 + np.exp(-out))
     return out, updates

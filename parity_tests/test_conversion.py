@@ -97,6 +97,8 @@ def run_cli(main, *args: str) -> int:
         ("residual_bn", False),
         ("residual_u1", False),
         ("residual_u4", False),
+        ("conditional_generator", False),
+        ("projection_discriminator", False),
     ],
 )
 def test_torch_to_jax_to_torch_is_exact(tmp_path, name, skips, suffix, dtype):
@@ -122,9 +124,14 @@ def test_torch_to_jax_to_torch_is_exact(tmp_path, name, skips, suffix, dtype):
 
 
 @pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
-@pytest.mark.parametrize("name", ["generator", "discriminator", "restorer", "residual"])
+@pytest.mark.parametrize(
+    "name", ["generator", "discriminator", "restorer", "residual", "projection_discriminator"]
+)
 def test_jax_to_torch_to_jax_is_exact(tmp_path, name, suffix, dtype):
     arch = {
+        "projection_discriminator": dict(
+            model="discriminator", ndf=8, nc=1, image_size=32, num_classes=10
+        ),
         "generator": dict(model="generator", nz=16, ngf=8, nc=3, image_size=32),
         "discriminator": dict(model="discriminator", ndf=8, nc=1, image_size=64),
         "restorer": dict(model="restorer", nc=3, width=8, image_size=32, skips=True),

@@ -36,14 +36,24 @@ MODELS = [
     ("residual", False),
     ("residual_bn", False),
 ]
+# Class-conditional models: the base case and 64x64 (their labels, not the sizes, are what is new).
+CONDITIONAL_CASES = [
+    (name, variant)
+    for name in ("conditional_generator", "projection_discriminator")
+    for variant in (dict(), dict(size=64, batch=7))
+]
 
 
 def case_id(variant: dict) -> str:
     return ",".join(f"{k}={v}" for k, v in variant.items()) or "base"
 
 
-@pytest.mark.parametrize("variant", VARIANTS, ids=case_id)
-@pytest.mark.parametrize("name,skips", MODELS, ids=lambda v: str(v))
+@pytest.mark.parametrize(
+    "name,skips,variant",
+    [(name, skips, variant) for name, skips in MODELS for variant in VARIANTS]
+    + [(name, False, variant) for name, variant in CONDITIONAL_CASES],
+    ids=lambda v: case_id(v) if isinstance(v, dict) else str(v),
+)
 @pytest.mark.parametrize("train", [False, True], ids=["eval", "train"])
 def test_forward_matches_torch(name, skips, variant, train, dtype):
     case = {**BASE, **variant}
@@ -90,7 +100,11 @@ def test_discriminator_logits_are_the_seeds_sigmoid_input():
     np.testing.assert_allclose(np.asarray(logits), pre_sigmoid, rtol=0, atol=1e-5)
 
 
-@pytest.mark.parametrize("name,skips", MODELS, ids=lambda v: str(v))
+@pytest.mark.parametrize(
+    "name,skips",
+    MODELS + [("conditional_generator", False), ("projection_discriminator", False)],
+    ids=lambda v: str(v),
+)
 def test_bfloat16_compute_tracks_float32(name, skips):
     """bfloat16 compute (parameters and BatchNorm statistics stay float32): outputs in bfloat16,
     within bfloat16's rounding (8 bits of mantissa, compounded over the layers: 0.1 max abs, 0.02
@@ -114,7 +128,7 @@ def test_bfloat16_compute_tracks_float32(name, skips):
     )  # statistics stay float32
     half = model.apply(variables, *inputs, train=False)
     assert half.dtype == (
-        jnp.float32 if name == "discriminator" else jnp.bfloat16
+        jnp.float32 if role(name) == "discriminator" else jnp.bfloat16
     )  # D's logits: float32
     error = np.abs(np.asarray(half, np.float32) - full)
     assert (

@@ -35,7 +35,6 @@ from jaxgan.data.pipeline import Batches
 from jaxgan.data.sources import make_source
 from jaxgan.state import make_modules, param_dtype
 from jaxgan.tasks import get_task
-from jaxgan.tasks.gan.augment import augment_size
 from torch_ref import train as torch_train
 
 STEPS = 20
@@ -72,6 +71,8 @@ VARIANTS = {
         "spectral_norm": "discriminator",
         "discriminator_batchnorm": False,
     },
+    "wasserstein_gp_n_critic": {"loss": "wasserstein", "gradient_penalty": 10.0, "n_critic": 2},
+    "conditional_projection": {"data": "digits", "num_classes": 10},
 }
 
 
@@ -104,9 +105,8 @@ def make_batches(config: config_lib.Config, steps: int) -> list[dict[str, np.nda
         config.batch_size,
         config.resolved_data_seed,
         latent_seed=config.seed,
-        nz=config.nz,
         latent_dtype=param_dtype(config),
-        augment_size=augment_size(config),
+        **get_task(config.task).batch_options(config),
     )
     return [batches.batch(step) for step in range(steps)]
 
@@ -136,7 +136,12 @@ def run_torch(
             {
                 k: float(v)
                 for k, v in torch_train.train_step(
-                    run, b["images"], b["latents"], b.get("augment")
+                    run,
+                    b["images"],
+                    b["latents"],
+                    b.get("augment"),
+                    b.get("penalty_mix"),
+                    b.get("labels"),
                 ).items()
             }
             for b in batches
@@ -211,8 +216,9 @@ def test_float64_losses_agree_at_every_step(float64_runs):
         zip(float64_runs["jax_metrics"], float64_runs["torch_metrics"])
     ):
         assert jax_values["finite"] == 1.0
-        assert ("d_r1" in jax_values) == ("d_r1" in torch_values)
-        for name in METRICS + (("d_r1",) if "d_r1" in torch_values else ()):
+        penalties = tuple(name for name in ("d_r1", "d_gp") if name in torch_values)
+        assert penalties == tuple(name for name in ("d_r1", "d_gp") if name in jax_values)
+        for name in METRICS + penalties:
             scale = max(abs(torch_values[name]), np.finfo(np.float64).tiny)  # lazy R1 is 0
             difference = abs(jax_values[name] - torch_values[name]) / scale
             assert difference <= FLOAT64_TOLERANCE, (
@@ -227,18 +233,21 @@ def test_float64_final_weights_statistics_and_adam_moments_agree(float64_runs):
     torch_final, jax_final = float64_runs["torch_final"], float64_runs["jax_final"]
     assert torch_final["step"] == STEPS
     assert_same_training_state(torch_final, jax_final, FLOAT64_TOLERANCE)
+    config = float64_runs["config"]
     for name in ("generator", "discriminator"):
         counts = {
             k: int(v) for k, v in torch_final[name].items() if k.endswith("num_batches_tracked")
         }
-        per_step = (
-            1 if name == "generator" else 3
-        )  # D: real, detached fake, then fake again for G's loss
-        has_batchnorm = name == "generator" or float64_runs["config"].discriminator_batchnorm
+        # G: one batch per critic update; D: real, detached fake (and WGAN-GP's interpolates) per
+        # critic update, then the fake again for G's loss.
+        per_update = 2 + (config.gradient_penalty > 0)
+        per_step = config.n_critic if name == "generator" else per_update * config.n_critic + 1
+        has_batchnorm = name == "generator" or config.discriminator_batchnorm
         assert bool(counts) == has_batchnorm, (name, counts)
         assert set(counts.values()) <= {per_step * STEPS}, (name, counts)
+        updates = config.n_critic if name == "discriminator" else 1
         for state in torch_final[f"{name}_optimizer"]["state"].values():
-            assert float(state["step"]) == STEPS
+            assert float(state["step"]) == updates * STEPS
 
 
 def test_float64_variants_train_with_their_own_settings(float64_runs):

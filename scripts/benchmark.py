@@ -4,8 +4,8 @@
   python scripts/benchmark.py --models dcgan64 dcgan32 restorer64 --batches 64 128 512
       --modes eager compile
   python scripts/benchmark.py --loaders                  # input pipeline throughput
-  python scripts/benchmark.py --sweep 8                  # K dcgan32 runs in one program vs one
-                                                         # by one
+  python scripts/benchmark.py --sweep 8                  # K dcgan32 runs as one sweep vs one by
+                                                         # one: speed and compile time
   python scripts/benchmark.py --restore                  # shipped restorers, NLM, BM3D on 1 MP
 
 Every contender runs in its own process (two frameworks in one process fight over the cores), and
@@ -111,6 +111,32 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def sweep_table(rows: list[dict], num_forms: int, runs: int) -> str:
+    """One line per round and form (speed, fresh compile time, speed against sequential), then
+    each form's medians over the rounds."""
+    rounds = [rows[i : i + num_forms] for i in range(0, len(rows), num_forms)]
+    lines = [
+        f"| round | form ({runs} dcgan32 runs) | img/s over all runs | compile s | vs sequential |",
+        "|---|---|---|---|---|",
+    ]
+    for index, results in enumerate(rounds):
+        for r in results:
+            lines.append(
+                f"| {index + 1} | {r['form']} | {r['img_per_s']:.0f} | {r['compile_s']:.1f} | "
+                f"{r['img_per_s'] / results[0]['img_per_s']:.2f}x |"
+            )
+    for form in range(num_forms):
+        column = [results[form] for results in rounds]
+        ratios = [results[form]["img_per_s"] / results[0]["img_per_s"] for results in rounds]
+        lines.append(
+            f"| median | {column[0]['form']} | "
+            f"{statistics.median(r['img_per_s'] for r in column):.0f} | "
+            f"{statistics.median(r['compile_s'] for r in column):.1f} | "
+            f"{statistics.median(ratios):.2f}x |"
+        )
+    return "\n".join(lines)
+
+
 def compare(args) -> list[dict]:
     contenders = [("jaxgan", "jit")] + [("torch", mode) for mode in args.modes]
     rows = []
@@ -179,7 +205,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--loaders", action="store_true", help="measure the input pipeline instead")
     parser.add_argument(
-        "--sweep", type=int, metavar="K", help="measure K dcgan32 runs as one sweep instead"
+        "--sweep",
+        type=int,
+        metavar="K",
+        help="measure K dcgan32 runs as one sweep instead: speed and compile time",
+    )
+    parser.add_argument(
+        "--sweep-modes",
+        nargs="+",
+        default=["auto"],
+        choices=("auto", "vmap", "loop"),
+        help="the sweep's forms measured against K sequential runs (auto: the backend's choice)",
     )
     parser.add_argument(
         "--restore",
@@ -235,26 +271,15 @@ def main(argv: list[str] | None = None) -> int:
             ]
         )
     elif args.sweep:
+        forms = ["sequential", *args.sweep_modes]
         rows = [
             run_worker(
                 dict(framework="sweep", runs=args.sweep, batch=64, steps=args.steps, form=form)
             )
             for _ in range(args.rounds)
-            for form in ("sequential", "sweep")
+            for form in forms
         ]
-        pairs = list(zip(rows[::2], rows[1::2], strict=True))
-        text = "\n".join(
-            [
-                f"| round | {args.sweep} dcgan32 runs one by one, img/s | as one sweep, img/s "
-                "| ratio |",
-                "|---|---|---|---|",
-            ]
-            + [
-                f"| {i + 1} | {a['img_per_s']:.0f} | {b['img_per_s']:.0f} "
-                f"({b['form']}) | {b['img_per_s'] / a['img_per_s']:.2f}x |"
-                for i, (a, b) in enumerate(pairs)
-            ]
-        )
+        text = sweep_table(rows, len(forms), args.sweep)
     else:
         rows = compare(args)
         if args.peak_tflops:

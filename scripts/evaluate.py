@@ -31,12 +31,13 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         choices=(
             *("fid", "kid", "is", "prdc", "digits-fid", "digits-kid", "digits-is", "modes"),
-            *("digits-prdc", "digits-memorisation"),
+            *("digits-prdc", "digits-memorisation", "digits-class-agreement"),
         ),
         help="repeat for several metrics; digits-* and modes compare with the built-in digits; "
         "prdc: precision and recall (k = 3), density and coverage (k = 5); digits-memorisation: "
         "median distance of generated digits to their nearest training digit over that of "
-        "held-out digits (well below 1: copies)",
+        "held-out digits (well below 1: copies); digits-class-agreement: a class-conditional "
+        "generator's share of digits the shipped classifier calls the class asked for",
     )
     gan.add_argument("--num", type=int, default=10_000, help="images to generate")
     gan.add_argument(

@@ -7,7 +7,8 @@ float32 NHWC array in [-1, 1]; anything else: a folder with one PNG per image, w
 batch, each file atomically. A failed or killed run keeps the images it wrote: rerun the same
 command to write the rest (the folder's .jaxgan-output.json records the job; other arguments need
 --force, which replaces the files in place and removes the old output's extra files only once the
-new one is complete).
+new one is complete). A class-conditional generator draws `--class K`, or by default one row per
+class (num // classes images each).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ def generate_batches(
     batch_size: int,
     batch_stats: bool,
     starts: Iterable[int],
+    labels: np.ndarray | None = None,
 ) -> Iterator[tuple[int, np.ndarray]]:
     """(start, images) for those batches of `latents` that begin at `starts`: the images of a run
     over all of them, so skipping finished batches never changes the others."""
@@ -36,7 +38,10 @@ def generate_batches(
 
     starts = list(starts)
     return zip(
-        starts, iterate_generate(arch, variables, latents, batch_size, batch_stats, starts=starts)
+        starts,
+        iterate_generate(
+            arch, variables, latents, batch_size, batch_stats, starts=starts, labels=labels
+        ),
     )
 
 
@@ -56,6 +61,12 @@ def main(argv: list[str] | None = None) -> int:
         "--num", type=int, default=64, help="images to generate from --seed (default 64)"
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--class",
+        dest="label",
+        type=int,
+        help="a class-conditional generator: draw this class (default: one grid row per class)",
+    )
     parser.add_argument(
         "--batch-stats",
         action="store_true",
@@ -91,12 +102,16 @@ def main(argv: list[str] | None = None) -> int:
             if args.latents
             else sample_latents(args.seed, args.num, arch["nz"])
         )
+        latents, labels, columns = requested_classes(arch, latents, args)
         if folder_output:
-            report = write_folder(out, args, arch, variables, latents)
+            report = write_folder(out, args, arch, variables, latents, labels)
         else:
-            batches = iterate_generate(arch, variables, latents, args.batch_size, args.batch_stats)
+            batches = iterate_generate(
+                arch, variables, latents, args.batch_size, args.batch_stats, labels=labels
+            )
             if out.suffix == ".png":
-                monitor.save_png(monitor.image_grid(np.concatenate(list(batches))), out)
+                grid = monitor.image_grid(np.concatenate(list(batches)), columns)
+                monitor.save_png(grid, out)
             else:
                 with atomic_path(out) as temporary, open(temporary, "wb") as handle:
                     np.save(handle, np.concatenate(list(batches)).astype(np.float32))
@@ -108,8 +123,37 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def requested_classes(
+    arch: dict[str, Any], latents: np.ndarray, args: argparse.Namespace
+) -> tuple[np.ndarray, np.ndarray | None, int | None]:
+    """(latents, labels, grid columns): `--class K` for every image, or for a conditional generator
+    without it one grid row per class; an unconditional generator takes no class."""
+    import numpy as np
+
+    from jaxgan.sampling import check_labels, class_rows
+
+    classes = arch.get("num_classes", 0)
+    if args.label is not None:
+        labels = np.full(len(latents), args.label, np.int32)
+        return latents, check_labels(arch, labels, len(latents)), None
+    if not classes:
+        return latents, None, None
+    if args.latents:
+        raise ValueError(
+            f"this generator is class-conditional ({classes} classes): with --latents give "
+            f"--class 0..{classes - 1}"
+        )
+    labels = class_rows(classes, len(latents))
+    return latents[: len(labels)], labels, len(labels) // classes
+
+
 def write_folder(
-    out: Path, args: argparse.Namespace, arch: dict[str, Any], variables: Any, latents: np.ndarray
+    out: Path,
+    args: argparse.Namespace,
+    arch: dict[str, Any],
+    variables: Any,
+    latents: np.ndarray,
+    labels: np.ndarray | None = None,
 ) -> str:
     """One PNG per image into `out`, each atomically; a rerun of the same job skips the complete
     files (and the batches whose images are all there), so an interrupted run loses nothing. Returns
@@ -127,6 +171,8 @@ def write_folder(
         "batch_stats": args.batch_stats,
         "batch_size": args.batch_size,
     }
+    if labels is not None:
+        job["labels_digest"] = digest(labels)
     if args.latents:
         job.update(latents=str(Path(args.latents).resolve()), latents_digest=digest(latents))
     else:
@@ -142,7 +188,9 @@ def write_folder(
         if any(name not in folder.complete for name in names[start : start + size])
     ]
     written = 0
-    batches = generate_batches(arch, variables, latents, args.batch_size, args.batch_stats, starts)
+    batches = generate_batches(
+        arch, variables, latents, args.batch_size, args.batch_stats, starts, labels
+    )
     for start, images in tqdm(batches, total=len(starts), unit="batch"):
         done = []
         for offset, image in enumerate(images):

@@ -54,9 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     sweeps.add_argument(
         "--sweep-mode",
-        choices=("auto", "vmap", "unrolled"),
+        choices=("auto", "vmap", "loop"),
         default="auto",
-        help="jax.vmap of the step, or K unrolled copies (auto: unrolled on CPU, vmap elsewhere)",
+        help="jax.vmap of the step, or the runs one after another through one compiled single-run "
+        "step (auto: loop on CPU, vmap elsewhere)",
     )
     sweeps.add_argument(
         "--ref", help="reference statistics .npz: each run's FID against it goes into the summary"

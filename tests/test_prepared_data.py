@@ -158,6 +158,10 @@ def test_prepared_digits_match_the_built_in_digits(tmp_path):
     from jaxgan.data.sources import digits_labels
 
     np.testing.assert_array_equal(labels, digits_labels()[:1500])
+    conditional = make_source(
+        Config(data=str(tmp_path / "digits"), image_size=SIZE, nc=1, num_classes=10)
+    )
+    assert [conditional.label(i) for i in (0, 7, 1499)] == [digits.label(i) for i in (0, 7, 1499)]
     with pytest.raises(PreparedDataError, match="photos"):
         prepare("photos", tmp_path / "photos", SIZE, 3, progress=False, log=lambda line: None)
 

@@ -1,8 +1,8 @@
 """Sweeps: run k of a sweep is its single run, one compilation, resume, frozen non-finite runs,
 summaries.
 
-Tiny dcgan32 runs (widths 8, nz 16, nc 1, batch 8, K = 2-3, a few steps). Exactness is checked in
-float64: each tensor within 1e-9 of its largest magnitude (measured: 5e-16 unrolled, 7e-13 vmap;
+Tiny dcgan32 runs (widths 8, nz 16, nc 1, batch 8, K = 2-6, a few steps). Exactness is checked in
+float64: each tensor within 1e-9 of its largest magnitude (measured: 5e-16 loop, 3e-15 vmap;
 2-core CPU).
 """
 
@@ -21,10 +21,21 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxgan import checkpoint, preemption, run_info, sweep_summary, sweep_train, trainer
+from jaxgan import (
+    checkpoint,
+    preemption,
+    run_info,
+    sharding,
+    sweep,
+    sweep_summary,
+    sweep_train,
+    trainer,
+)
 from jaxgan.config import ConfigError
 from jaxgan.data.sources import make_source
+from jaxgan.state import init_state, make_modules
 from jaxgan.sweep import SweepError, SweepSpec, load_sweep_file, parse_sweep_flags
+from jaxgan.tasks import get_task
 from jaxgan.tasks.gan import GanTask
 from scripts import train as train_script
 from tests.helpers import ROOT, final_arrays, overrides, tiny_config
@@ -178,23 +189,31 @@ def test_script_refuses_bad_sweeps_before_writing(tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def single_runs_float64(tmp_path_factory):
-    """The single runs of RUNS in float64 (fake data: the numbers, not the images, matter here)."""
+    """The single runs of RUNS in float64 (fake data: the numbers, not the images, matter here):
+    each one's final arrays and logged losses."""
     root = tmp_path_factory.mktemp("single64")
     base = sweep_config(**FLOAT64)
-    arrays = []
+    runs = []
     with jax.enable_x64(True):
         for index, config in enumerate(SweepSpec(RUNS).configs(base)):
             trainer.train(config, root / str(index))
-            arrays.append(final_arrays(root / str(index)))
-    return arrays
+            runs.append((final_arrays(root / str(index)), logged_losses(root / str(index))))
+    return runs
+
+
+def logged_losses(workdir) -> dict[str, np.ndarray]:
+    """Every logged loss of a workdir's metrics.jsonl, step by step."""
+    lines = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+    names = [name for name in lines[0] if name.startswith("loss/")]
+    return {name: np.array([line[name] for line in lines]) for name in ["step", *names]}
 
 
 def test_each_run_of_a_sweep_equals_its_single_run(single_runs_float64, tmp_path):
     spec = SweepSpec(RUNS)
     with jax.enable_x64(True):
-        sweep_train.train_sweep(sweep_config(**FLOAT64), spec, tmp_path, mode="unrolled")
+        sweep_train.train_sweep(sweep_config(**FLOAT64), spec, tmp_path, mode="loop")
         runs = [final_arrays(tmp_path / name) for name in spec.names()]
-    for got, expected in zip(runs, single_runs_float64):
+    for got, (expected, _) in zip(runs, single_runs_float64):
         assert_close(got, expected, 1e-9)
     assert (
         runs[0][".rng"].tolist() != runs[1][".rng"].tolist()
@@ -249,7 +268,7 @@ def test_a_sweep_over_seeds_on_photos_equals_its_single_runs(tmp_path):
     base = sweep_config(data="photos", dtype="float64", num_steps=3, checkpoint_every=3)
     spec = SweepSpec(({"seed": 1}, {"seed": 0, "data_seed": 2}))
     with jax.enable_x64(True):
-        sweep_train.train_sweep(base, spec, tmp_path / "sweep", mode="unrolled")
+        sweep_train.train_sweep(base, spec, tmp_path / "sweep", mode="loop")
         for index, (config, name) in enumerate(zip(spec.configs(base), spec.names())):
             trainer.train(config, tmp_path / str(index))
             assert_close(
@@ -280,10 +299,9 @@ def test_a_restoration_sweep_over_data_seeds_on_photos_equals_its_single_run(tmp
         )
 
 
-def test_vmapped_sweep_over_a_runs_by_data_mesh_equals_single_runs(single_runs_float64, tmp_path):
-    """K = 2 runs on 4 simulated devices: mesh runs 2 x data 2, jax.vmap; the numbers do not depend
-    on it."""
-    (tmp_path / "sweep.json").write_text(json.dumps({"runs": list(RUNS[:2])}))
+def sweep_on_four_devices(tmp_path, runs: list[dict], mode: str) -> subprocess.CompletedProcess:
+    """scripts/train.py sweeping `runs` (float64) in `mode` on 4 simulated devices."""
+    (tmp_path / "sweep.json").write_text(json.dumps({"runs": runs}))
     command = [
         sys.executable,
         str(ROOT / "scripts" / "train.py"),
@@ -295,21 +313,76 @@ def test_vmapped_sweep_over_a_runs_by_data_mesh_equals_single_runs(single_runs_f
         "--sweep-file",
         str(tmp_path / "sweep.json"),
         "--sweep-mode",
-        "vmap",
+        mode,
     ]
-    result = subprocess.run(
+    return subprocess.run(
         command,
         capture_output=True,
         text=True,
         timeout=600,
         env={**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"},
     )
+
+
+def test_vmapped_sweep_over_a_runs_by_data_mesh_equals_single_runs(single_runs_float64, tmp_path):
+    """K = 2 runs on 4 simulated devices: mesh runs 2 x data 2, jax.vmap; the numbers do not depend
+    on it."""
+    result = sweep_on_four_devices(tmp_path, list(RUNS[:2]), "vmap")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "2 runs (vmap)" in result.stdout and "mesh {'runs': 2, 'data': 2}" in result.stdout
     with jax.enable_x64(True):
         runs = [final_arrays(tmp_path / "sweep" / name) for name in SweepSpec(RUNS[:2]).names()]
-    for got, expected in zip(runs, single_runs_float64):
+    for got, (expected, _) in zip(runs, single_runs_float64):
         assert_close(got, expected, 1e-9)
+
+
+def test_the_loop_over_a_runs_by_data_mesh_equals_single_runs(single_runs_float64, tmp_path):
+    """K = 6 runs on 4 simulated devices: mesh runs 2 x data 2, each device row looping over its 3
+    runs; RUNS sit at positions 0, 4 and 5 (both rows, several loop indices), and their arrays and
+    every logged loss equal their single runs'."""
+    runs = [RUNS[0], {"seed": 3}, {"seed": 4}, {"seed": 5}, RUNS[1], RUNS[2]]
+    result = sweep_on_four_devices(tmp_path, runs, "loop")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "6 runs (loop)" in result.stdout and "mesh {'runs': 2, 'data': 2}" in result.stdout
+    names = SweepSpec(tuple(runs)).names()
+    with jax.enable_x64(True):
+        for position, (arrays, losses) in zip((0, 4, 5), single_runs_float64):
+            assert_close(final_arrays(tmp_path / "sweep" / names[position]), arrays, 1e-9)
+            assert_close(logged_losses(tmp_path / "sweep" / names[position]), losses, 1e-9)
+
+
+def convolutions_compiled(step, state, batch) -> int:
+    """How many convolutions the compiled programs of a sweep step hold."""
+    return sum(
+        program.as_text().count(" convolution(")
+        for program in step.compile(state, batch).programs.values()
+    )
+
+
+def test_the_loop_compiles_one_run_whatever_the_number_of_runs():
+    """The loop's programs hold the single run's convolutions once, for K = 2 as for K = 5: its
+    compile time does not grow with K."""
+    base = sweep_config(ngf=4, ndf=4, data="fake")
+    modules = make_modules(base)
+    single = sharding.compile_step(get_task(base.task).step(base, modules), sharding.make_mesh())
+    state = jax.eval_shape(functools.partial(init_state, base, modules))
+    batch = {
+        "images": jax.ShapeDtypeStruct((base.batch_size, 32, 32, 1), jnp.uint8),
+        "latents": jax.ShapeDtypeStruct((base.batch_size, base.nz), jnp.float32),
+    }
+    counts = [single.lower(state, batch).compile().as_text().count(" convolution(")]
+    for num_runs in (2, 5):
+        mesh = sharding.make_sweep_mesh(num_runs)
+        configs = [base.replace(seed=seed) for seed in range(num_runs)]
+        step = sweep.make_sweep_step(base, modules, num_runs, mesh, "loop")
+        stacked = {
+            key: jax.ShapeDtypeStruct((num_runs, *value.shape), value.dtype)
+            for key, value in batch.items()
+        }
+        counts.append(
+            convolutions_compiled(step, sweep.init_sweep(base, configs, modules, mesh), stacked)
+        )
+    assert counts[0] > 0 and counts == [counts[0]] * 3
 
 
 # --- One compilation, resume, per-run workdirs, summary -------------------------------------------
@@ -340,7 +413,7 @@ def digits_sweeps(tmp_path_factory):
 
 
 def test_a_sweep_compiles_its_step_once(digits_sweeps):
-    assert [fn._cache_size() for fn in digits_sweeps["compiled"]] == [1, 1, 1]
+    assert [fn.compilations() for fn in digits_sweeps["compiled"]] == [[1, 1, 1]] * 3
     assert {leaf.shape[0] for leaf in jax.tree.leaves(digits_sweeps["state"].runs)} == {
         2
     }  # K = 2 stacked
@@ -531,6 +604,7 @@ def test_runs_that_diverge_stop_while_the_others_finish(tmp_path, monkeypatch, c
         ):  # lr = inf is a setting
             assert bool(jnp.isfinite(leaf).all()), jax.tree_util.keystr(path)
     output = capsys.readouterr().out
+    assert "3 runs (loop)" in output  # the CPU's form
     assert (
         "run 01-lr=0.0003 stopped: non-finite losses or parameters at step 4; "
         "its last good state (step 3)" in output

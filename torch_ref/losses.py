@@ -29,9 +29,11 @@ def _bce(target: float) -> Callable[[torch.Tensor], torch.Tensor]:
     return lambda output: criterion(output, torch.full_like(output, target))
 
 
-def logits(discriminator: nn.Module, images: torch.Tensor) -> torch.Tensor:
-    """D's output before its last Sigmoid: (N,) logits."""
-    return discriminator.main[:-1](images).view(-1)
+def logits(
+    discriminator: nn.Module, images: torch.Tensor, labels: torch.Tensor | None = None
+) -> torch.Tensor:
+    """D's output before its last Sigmoid: (N,) logits (`labels` for a projection D)."""
+    return discriminator.logits(images, labels)
 
 
 ADVERSARIAL = {

@@ -20,12 +20,19 @@ def num_upsamplings(image_size: int) -> int:
 
 
 class Generator(nn.Module):
-    def __init__(self, nz: int = 100, ngf: int = 64, nc: int = 3, image_size: int = 64):
+    """The seed's G; with `num_classes`, a class embedding (nn.Embedding, size nz) is concatenated
+    to the latent (`forward(noise, labels)`)."""
+
+    def __init__(
+        self, nz: int = 100, ngf: int = 64, nc: int = 3, image_size: int = 64, num_classes: int = 0
+    ):
         super().__init__()
         layers = num_upsamplings(image_size)
         width = ngf * 2 ** (layers - 1)
+        if num_classes:
+            self.embed = nn.Embedding(num_classes, nz)
         modules = [
-            nn.ConvTranspose2d(nz, width, 4, 1, 0, bias=False),
+            nn.ConvTranspose2d(nz * (2 if num_classes else 1), width, 4, 1, 0, bias=False),
             nn.BatchNorm2d(width),
             nn.ReLU(True),
         ]
@@ -39,15 +46,25 @@ class Generator(nn.Module):
         modules += [nn.ConvTranspose2d(width, nc, 4, 2, 1, bias=False), nn.Tanh()]
         self.main = nn.Sequential(*modules)
 
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
+    def forward(self, input: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if hasattr(self, "embed"):
+            input = torch.cat([input, self.embed(labels)[:, :, None, None]], dim=1)
         return self.main(input)
 
 
 class Discriminator(nn.Module):
     """The seed's D; `batchnorm=False` drops its BatchNorm layers (`spectral_norm` below normalises
-    its convolutions, after `weights_init`)."""
+    its convolutions, after `weights_init`). With `num_classes`, a projection discriminator: the
+    logit gains <embed(y), the 4x4 features summed over positions> (`forward(images, labels)`)."""
 
-    def __init__(self, ndf: int = 64, nc: int = 3, image_size: int = 64, batchnorm: bool = True):
+    def __init__(
+        self,
+        ndf: int = 64,
+        nc: int = 3,
+        image_size: int = 64,
+        batchnorm: bool = True,
+        num_classes: int = 0,
+    ):
         super().__init__()
         layers = num_upsamplings(image_size)
         modules = [nn.Conv2d(nc, ndf, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True)]
@@ -61,9 +78,22 @@ class Discriminator(nn.Module):
             width *= 2
         modules += [nn.Conv2d(width, 1, 4, 1, 0, bias=False), nn.Sigmoid()]
         self.main = nn.Sequential(*modules)
+        if num_classes:
+            self.embed = nn.Embedding(num_classes, width)
+            nn.init.normal_(self.embed.weight, 0.0, 0.02)
 
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        return self.main(input)
+    def logits(self, input: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """D's output before its last Sigmoid: (N,)."""
+        if not hasattr(self, "embed"):
+            return self.main[:-1](input).view(-1)
+        features = self.main[:-2](input)  # (N, width, 4, 4)
+        projection = (self.embed(labels) * features.sum(dim=(2, 3))).sum(dim=1)
+        return self.main[-2](features).view(-1) + projection
+
+    def forward(self, input: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if not hasattr(self, "embed"):
+            return self.main(input)
+        return self.main[-1](self.logits(input, labels)).view(-1, 1, 1, 1)
 
 
 def spectral_norm(model: nn.Module, format: str = "parametrizations") -> nn.Module:

@@ -40,9 +40,10 @@ from jaxgan.data.pipeline import Batches
 from jaxgan.data.sources import make_source
 from jaxgan.loop import Cadence, StepTimer, log_scalars
 from jaxgan.monitor import Monitor, image_grid
+from jaxgan.sampling import class_rows
 from jaxgan.state import ADAM_EPS
 from jaxgan.tasks.gan import TASK as GAN
-from jaxgan.tasks.gan.augment import augment_size, parse_policy
+from jaxgan.tasks.gan.augment import parse_policy
 from jaxgan.trainer import NonFiniteError, log_line
 from torch_ref.augment import diff_augment
 from torch_ref.losses import ADVERSARIAL, logits
@@ -89,10 +90,14 @@ def new_run(config: config_lib.Config, device: str | torch.device = "cpu") -> Ru
     `weights_init`."""
     dtype = model_dtype(config)
     torch.manual_seed(config.seed)
-    generator = Generator(config.nz, config.ngf, config.nc, config.image_size)
+    generator = Generator(config.nz, config.ngf, config.nc, config.image_size, config.num_classes)
     generator.apply(weights_init)
     discriminator = Discriminator(
-        config.ndf, config.nc, config.image_size, config.discriminator_batchnorm
+        config.ndf,
+        config.nc,
+        config.image_size,
+        config.discriminator_batchnorm,
+        config.num_classes,
     )
     discriminator.apply(weights_init)
     # after the init, which writes the convolutions' plain weights
@@ -157,40 +162,102 @@ def to_model_range(images: np.ndarray, run: Run) -> torch.Tensor:
 
 
 def train_step(
-    run: Run, images: np.ndarray, latents: np.ndarray, augment: np.ndarray | None = None
+    run: Run,
+    images: np.ndarray,
+    latents: np.ndarray,
+    augment: np.ndarray | None = None,
+    penalty_mix: np.ndarray | None = None,
+    labels: np.ndarray | None = None,
 ) -> dict[str, torch.Tensor]:
     """One step of the seed's loop on uint8 NHWC `images` and (N, nz) `latents`; metrics stay
-    tensors. With the config's DiffAugment, `augment` holds the batch's draws
-    (N, USES, NUM_DRAWS)."""
+    tensors. With the config's DiffAugment, `augment` holds the batch's draws (N, USES, NUM_DRAWS);
+    with WGAN-GP, `penalty_mix` the interpolation weights (N,); a class-conditional run's G and D
+    see the real batch's `labels` (N,). With n_critic = n > 1 each array has a second axis of n
+    batches: critic-only updates on the first n - 1, then the seed's step on the last."""
     # The seed's BCELoss on D's Sigmoid: where D saturates (|logit| > 27, or sigmoid rounds to 0 or
     # 1) its values and gradients part from jaxgan's loss on logits, as
     # `jaxgan.losses.bce_with_logits` details.
-    generator, discriminator, config = run.generator, run.discriminator, run.config
-    loss = ADVERSARIAL[config.loss]
-    operations = parse_policy(run.config.augment)
-    draws = None if augment is None else torch.from_numpy(np.asarray(augment)).to(run.device)
-
-    def augmented(images: torch.Tensor, use: int) -> torch.Tensor:  # D's view of a batch
-        return diff_augment(images, draws[:, use], operations) if operations else images
-
-    real = to_model_range(images, run)  # (N, nc, S, S)
-    noise = (
-        torch.from_numpy(np.asarray(latents)).to(run.device, run.dtype).view(len(latents), -1, 1, 1)
+    config = run.config
+    inputs = [images, latents, augment, penalty_mix, labels]
+    if config.n_critic > 1:
+        for index in range(config.n_critic - 1):
+            batch = [None if x is None else np.asarray(x)[:, index] for x in inputs]
+            classes = label_tensor(run, batch[4])
+            fake = run.generator(noise_tensor(run, batch[1]), classes)
+            discriminator_update(
+                run, to_model_range(batch[0], run), fake.detach(), batch[2], batch[3], classes
+            )
+        inputs = [None if x is None else np.asarray(x)[:, -1] for x in inputs]
+    images, latents, augment, penalty_mix, labels = inputs
+    classes = label_tensor(run, labels)
+    fake = run.generator(noise_tensor(run, latents), classes)  # (N, nc, S, S)
+    metrics = discriminator_update(
+        run, to_model_range(images, run), fake.detach(), augment, penalty_mix, classes
     )
 
-    def judge(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """D on `images`: (its logits, what the loss takes, the Sigmoid outputs), all (N,)."""
-        scores = logits(discriminator, images)
-        probabilities = discriminator.main[-1](scores)  # the seed's last layer, its Sigmoid
-        return scores, scores if loss.on_logits else probabilities, probabilities
+    # (2) Update G: maximise log(D(G(z))), through the updated D.
+    run.generator.zero_grad()
+    _, output, probabilities = judge(run, augmented(run, fake, augment, 2), classes)
+    g_loss = ADVERSARIAL[config.loss].generator(output)
+    g_loss.backward()
+    decayed_step(run, run.generator_optimizer)
+    update_ema(run)
+    run.step += 1
+    metrics.update(g_loss=g_loss, d_g_z2=probabilities.mean())
+    return {name: value.detach() for name, value in metrics.items()}
 
-    # (1) Update D: maximise log(D(x)) + log(1 - D(G(z))).
-    discriminator.zero_grad()
-    shown_real = augmented(real, 0)
+
+def label_tensor(run: Run, labels: np.ndarray | None) -> torch.Tensor | None:
+    """(N,) host labels -> int64 class indices (None for an unconditional run)."""
+    if not run.config.num_classes:
+        return None
+    return torch.from_numpy(np.asarray(labels)).to(run.device, torch.int64)
+
+
+def noise_tensor(run: Run, latents: np.ndarray) -> torch.Tensor:
+    """(N, nz) host latents -> G's (N, nz, 1, 1) input."""
+    noise = torch.from_numpy(np.asarray(latents)).to(run.device, run.dtype)
+    return noise.view(len(latents), -1, 1, 1)
+
+
+def augmented(run: Run, images: torch.Tensor, augment: np.ndarray | None, use: int):
+    """D's view of a batch: DiffAugment with the batch's draw `use`, or the images themselves."""
+    operations = parse_policy(run.config.augment)
+    if not operations:
+        return images
+    return diff_augment(
+        images, torch.from_numpy(np.asarray(augment)).to(run.device)[:, use], operations
+    )
+
+
+def judge(
+    run: Run, images: torch.Tensor, labels: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """D on `images` (of classes `labels`): (its logits, what the loss takes, the Sigmoid
+    outputs), all (N,)."""
+    scores = logits(run.discriminator, images, labels)
+    probabilities = run.discriminator.main[-1](scores)  # the seed's last layer, its Sigmoid
+    on_logits = ADVERSARIAL[run.config.loss].on_logits
+    return scores, scores if on_logits else probabilities, probabilities
+
+
+def discriminator_update(
+    run: Run,
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    augment: np.ndarray | None,
+    penalty_mix: np.ndarray | None,
+    labels: torch.Tensor | None,
+) -> dict[str, torch.Tensor]:
+    """(1) Update D: maximise log(D(x)) + log(1 - D(G(z))) (or the config's loss), on the real
+    batch, then the detached fake one, then (WGAN-GP) their interpolates; one Adam step."""
+    config, loss = run.config, ADVERSARIAL[run.config.loss]
+    run.discriminator.zero_grad()
+    shown_real = augmented(run, real, augment, 0)
     r1_now = config.r1_gamma > 0 and run.step % config.r1_every == 0
     if r1_now:
         shown_real = shown_real.detach().requires_grad_(True)
-    scores, output, probabilities = judge(shown_real)
+    scores, output, probabilities = judge(run, shown_real, labels)
     d_loss_real = loss.real(output)
     if r1_now:  # R1 on D's logits of the real batch, lazily weighted by r1_every
         (grad,) = torch.autograd.grad(scores.sum(), shown_real, create_graph=True)
@@ -199,33 +266,32 @@ def train_step(
     else:
         d_loss_real.backward()
     d_x = probabilities.mean()
-    fake = generator(noise)  # (N, nc, S, S)
-    _, output, probabilities = judge(augmented(fake.detach(), 1))
+    shown_fake = augmented(run, fake, augment, 1)
+    _, output, probabilities = judge(run, shown_fake, labels)
     d_loss_fake = loss.fake(output)
     d_loss_fake.backward()
-    d_g_z1 = probabilities.mean()
-    decayed_step(run, run.discriminator_optimizer)
-
-    # (2) Update G: maximise log(D(G(z))), through the updated D.
-    generator.zero_grad()
-    _, output, probabilities = judge(augmented(fake, 2))
-    g_loss = loss.generator(output)
-    g_loss.backward()
-    decayed_step(run, run.generator_optimizer)
-    update_ema(run)
-    run.step += 1
     metrics = {
         "d_loss": d_loss_real + d_loss_fake,
-        "g_loss": g_loss,
         "d_loss_real": d_loss_real,
         "d_loss_fake": d_loss_fake,
         "d_x": d_x,
-        "d_g_z1": d_g_z1,
-        "d_g_z2": probabilities.mean(),
+        "d_g_z1": probabilities.mean(),
     }
     if config.r1_gamma > 0:
         metrics["d_r1"] = r1 if r1_now else torch.zeros((), dtype=run.dtype)
-    return {name: value.detach() for name, value in metrics.items()}
+    if config.gradient_penalty > 0:  # WGAN-GP on the interpolates of D's two views
+        weight = (
+            torch.from_numpy(np.asarray(penalty_mix)).to(run.device, run.dtype).view(-1, 1, 1, 1)
+        )
+        mixed = weight * shown_real.detach() + (1 - weight) * shown_fake.detach()
+        mixed.requires_grad_(True)
+        scores, _, _ = judge(run, mixed, labels)
+        (grad,) = torch.autograd.grad(scores.sum(), mixed, create_graph=True)
+        penalty = config.gradient_penalty * ((grad.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
+        penalty.backward()
+        metrics["d_gp"] = penalty
+    decayed_step(run, run.discriminator_optimizer)
+    return metrics
 
 
 @torch.no_grad()
@@ -247,9 +313,18 @@ def update_ema(run: Run) -> None:
 @torch.no_grad()
 def sample_grid(run: Run, latents: torch.Tensor) -> np.ndarray:
     """The EMA generator in eval mode on fixed latents -> a uint8 grid (as jaxgan's sample
-    grids)."""
-    images = run.ema_generator(latents.view(len(latents), -1, 1, 1))
-    return image_grid(images.permute(0, 2, 3, 1).float().cpu().numpy())
+    grids: a class-conditional one draws one row per class)."""
+    classes, columns = run.config.num_classes, None
+    labels = None
+    if classes:
+        rows = class_rows(classes, len(latents))
+        latents, labels, columns = (
+            latents[: len(rows)],
+            label_tensor(run, rows),
+            len(rows) // classes,
+        )
+    images = run.ema_generator(latents.view(len(latents), -1, 1, 1), labels)
+    return image_grid(images.permute(0, 2, 3, 1).float().cpu().numpy(), columns)
 
 
 def to_checkpoint(run: Run) -> dict:
@@ -269,7 +344,7 @@ def to_checkpoint(run: Run) -> dict:
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
             "step": run.step,
-            "data_position": run.step,
+            "data_position": config.data_position(run.step),
             "seeds": {"seed": config.seed, "data_seed": config.resolved_data_seed},
             "config": config.to_dict(),
             "generator": run.generator.state_dict(),
@@ -306,10 +381,11 @@ def restore(run: Run, checkpoint: dict, source: str = "checkpoint") -> Run:
             f"{source} holds a run with a different config ({details}); these fields "
             "change the numbers, so the run cannot resume with them"
         )
-    if checkpoint["data_position"] != checkpoint["step"]:
+    expected = run.config.data_position(int(checkpoint["step"]))
+    if checkpoint["data_position"] != expected:
         raise ValueError(
-            f"{source}: data position {checkpoint['data_position']} differs from step "
-            f"{checkpoint['step']}; the data position is the step (one global batch per step)"
+            f"{source}: data position {checkpoint['data_position']} differs from {expected}, the "
+            f"step {checkpoint['step']} times the {run.config.n_critic} batch(es) a step reads"
         )
     for name in (
         "generator",
@@ -389,9 +465,8 @@ def train(
         config.batch_size,
         config.resolved_data_seed,
         latent_seed=config.seed,
-        nz=config.nz,
         latent_dtype=np.float64 if config.dtype == "float64" else np.float32,
-        augment_size=augment_size(config),
+        **GAN.batch_options(config),
     )
     fixed_latents = torch.from_numpy(sample_latents(config.seed, config.num_samples, config.nz)).to(
         device, run.dtype
@@ -416,7 +491,14 @@ def train(
                 range(start, config.num_steps),
                 batches.iterate(start, config.num_steps, config.loader_threads),
             ):
-                metrics = train_step(run, batch["images"], batch["latents"], batch.get("augment"))
+                metrics = train_step(
+                    run,
+                    batch["images"],
+                    batch["latents"],
+                    batch.get("augment"),
+                    batch.get("penalty_mix"),
+                    batch.get("labels"),
+                )
                 done = run.step
                 monitor.advance()
                 moments = cadence.after(done)

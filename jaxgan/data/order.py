@@ -15,6 +15,7 @@ STREAM_EXAMPLE = 2  # random crops and flips of one example
 STREAM_LATENTS = 3
 STREAM_SAMPLE_LATENTS = 4
 STREAM_AUGMENT = 5  # DiffAugment's draws (jaxgan.tasks.gan.augment)
+STREAM_PENALTY_MIX = 6  # WGAN-GP's interpolation weights between real and fake images
 
 
 def generator(seed: int, stream: int, index: int) -> np.random.Generator:
@@ -66,6 +67,12 @@ def latents(
     """The global batch's latents N(0, 1) for `step` (float64, shape (B, nz)), then this process's
     rows."""
     return generator(seed, STREAM_LATENTS, step).standard_normal((batch_size, nz))[rows]
+
+
+def penalty_mix(seed: int, batch: int, batch_size: int, rows: slice = slice(None)) -> np.ndarray:
+    """WGAN-GP's weights U(0, 1) of the real image in each real/fake interpolation of global batch
+    `batch` (float64, shape (B,)), then this process's rows."""
+    return generator(seed, STREAM_PENALTY_MIX, batch).random(batch_size)[rows]
 
 
 def sample_latents(seed: int, num: int, nz: int) -> np.ndarray:

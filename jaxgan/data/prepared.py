@@ -159,9 +159,17 @@ class PreparedSource(Source):
                 )
             if self.counts[shard]:
                 self._reader(shard)
+        classes = self.labels()  # class subfolders (or digits) as labels: conditional training
+        self.num_classes = len(classes[0]) if classes else 0
+        self.class_indices = classes[1] if classes else None
 
     def __len__(self) -> int:
         return self.info["count"]
+
+    def label(self, index: int) -> int:
+        if self.class_indices is None:
+            return super().label(index)
+        return int(self.class_indices[index])
 
     def __getstate__(self) -> dict[str, Any]:  # readers do not pickle: reopened on first use
         return {k: v for k, v in self.__dict__.items() if k not in ("_lock", "_readers")}

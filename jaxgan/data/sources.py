@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxgan.config import Config
+from jaxgan.config import Config, ConfigError
 from jaxgan.data import images
 from jaxgan.data.order import STREAM_EXAMPLE, generator
 
@@ -49,15 +49,20 @@ DEFAULT_DATA = "digits"
 
 
 class Source:
-    """Random access to a data set's examples."""
+    """Random access to a data set's examples (and, for labelled data, their classes)."""
 
     name: str = ""
+    num_classes: int = 0  # 0: no labels
 
     def __len__(self) -> int:
         raise NotImplementedError
 
     def load(self, index: int, position: int) -> np.ndarray:
         raise NotImplementedError
+
+    def label(self, index: int) -> int:
+        """The class of example `index` (0 .. num_classes - 1)."""
+        raise ValueError(f"{self.describe()} has no class labels")
 
     def describe(self) -> str:
         return f"{self.name}: {len(self)} examples"
@@ -98,11 +103,13 @@ def split_range(total: int, test: int, split: str) -> range:
 
 class Digits(Source):
     name = "digits"
+    num_classes = 10
 
     def __init__(self, image_size: int, nc: int, split: str = "train"):
         all_images = digits_images(image_size, nc)
         self.indices = split_range(len(all_images), DIGITS_TEST, split)
         self.images = all_images[self.indices.start : self.indices.stop]
+        self.labels = digits_labels()[self.indices.start : self.indices.stop]
         self.split = split
 
     def __len__(self) -> int:
@@ -110,6 +117,9 @@ class Digits(Source):
 
     def load(self, index: int, position: int) -> np.ndarray:
         return self.images[index]
+
+    def label(self, index: int) -> int:
+        return int(self.labels[index])
 
     def describe(self) -> str:
         return (
@@ -225,12 +235,17 @@ class Fake(Source):
 
 class Folder(Source):
     """Image files under a folder, recursively: centre-cropped and resized to S, converted to nc
-    channels."""
+    channels. With `classes`, each subfolder is a class (torchvision's ImageFolder convention:
+    classes in sorted order of their names, images anywhere below their subfolder)."""
 
-    def __init__(self, folder: str, image_size: int, nc: int):
+    def __init__(self, folder: str, image_size: int, nc: int, classes: bool = False):
         self.folder = Path(folder)
         self.files = images.list_images(self.folder)
         self.name, self.image_size, self.nc = str(folder), image_size, nc
+        self.classes: tuple[str, ...] = ()
+        if classes:
+            self.classes, self.labels = class_labels(self.folder, self.files)
+            self.num_classes = len(self.classes)
 
     def __len__(self) -> int:
         return len(self.files)
@@ -239,14 +254,88 @@ class Folder(Source):
         path = self.files[index]
         return images.prepare(images.read_image(path), self.image_size, self.nc, name=str(path))
 
+    def label(self, index: int) -> int:
+        if not self.classes:
+            return super().label(index)
+        return int(self.labels[index])
+
     def describe(self) -> str:
-        return f"image folder {self.folder}: {len(self)} files"
+        classes = f" in {self.num_classes} classes" if self.classes else ""
+        return f"image folder {self.folder}: {len(self)} files{classes}"
+
+
+def class_labels(folder: Path, files: list[Path]) -> tuple[tuple[str, ...], np.ndarray]:
+    """(class names, each file's class) of a folder whose subfolders are the classes; a folder
+    without class subfolders, a class without images or an image outside every class is an error
+    naming the folder."""
+    classes = tuple(sorted(p.name for p in folder.iterdir() if p.is_dir()))
+    if not classes:
+        raise images.ImageError(
+            f"data folder {folder} has no class subfolders: conditional training reads one class "
+            "per subfolder (FOLDER/CLASS/IMAGE, as torchvision's ImageFolder)"
+        )
+    parts = [path.relative_to(folder).parts for path in files]
+    outside = [path for path, part in zip(files, parts) if len(part) < 2]
+    if outside:
+        raise images.ImageError(
+            f"data folder {folder}: {len(outside)} image(s) lie outside every class subfolder "
+            f"(e.g. {outside[0].name}); move them into one of {', '.join(classes)}"
+        )
+    index = {name: i for i, name in enumerate(classes)}
+    labels = np.array([index[part[0]] for part in parts], np.int64)
+    empty = [name for i, name in enumerate(classes) if not np.any(labels == i)]
+    if empty:
+        raise images.ImageError(
+            f"data folder {folder}: class subfolder(s) {', '.join(empty)} hold no images"
+        )
+    return classes, labels
+
+
+class Subset(Source):
+    """The first `count` examples of a source (`max_examples`: small-data experiments)."""
+
+    def __init__(self, source: Source, count: int):
+        self.source, self.count = source, count
+        self.name, self.num_classes = source.name, source.num_classes
+
+    def __len__(self) -> int:
+        return self.count
+
+    def load(self, index: int, position: int) -> np.ndarray:
+        return self.source.load(index, position)
+
+    def label(self, index: int) -> int:
+        return self.source.label(index)
+
+    def describe(self) -> str:
+        return f"the first {self.count} examples of {self.source.describe()}"
+
+    def with_data_seed(self, data_seed: int) -> Subset:
+        return Subset(self.source.with_data_seed(data_seed), self.count)
 
 
 def make_source(config: Config, split: str | None = None) -> Source:
     """The data set a config names (`config.data`; "" = the built-in default, digits; a folder
-    holding prepared.json is a prepared set, jaxgan.data.prepared)."""
-    data, split = config.data or DEFAULT_DATA, split or config.data_split
+    holding prepared.json is a prepared set, jaxgan.data.prepared), with its labels when the config
+    is class-conditional. The training data (no `split` given) keeps its first `max_examples`."""
+    source = data_source(config, split or config.data_split)
+    if config.num_classes and source.num_classes != config.num_classes:
+        raise ConfigError(
+            f"num_classes is {config.num_classes} but {source.describe()} has "
+            + (f"{source.num_classes} classes" if source.num_classes else "no class labels")
+        )
+    if config.max_examples and split is None:
+        if config.max_examples > len(source):
+            raise ConfigError(
+                f"max_examples is {config.max_examples} but {source.describe()} has only "
+                f"{len(source)}"
+            )
+        source = Subset(source, config.max_examples)
+    return source
+
+
+def data_source(config: Config, split: str) -> Source:
+    data = config.data or DEFAULT_DATA
     if data == "digits":
         return Digits(config.image_size, config.nc, split)
     if data == "photos":
@@ -259,4 +348,4 @@ def make_source(config: Config, split: str | None = None) -> Source:
         data
     ):  # a folder made by scripts/prepare_data.py (or a broken copy: refused)
         return prepared.PreparedSource(data, config.image_size, config.nc)
-    return Folder(data, config.image_size, config.nc)
+    return Folder(data, config.image_size, config.nc, classes=config.num_classes > 0)

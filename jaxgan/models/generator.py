@@ -16,12 +16,21 @@ def num_upsamplings(image_size: int) -> int:
     return image_size.bit_length() - 3
 
 
+def class_labels(labels: jax.Array | None, num_classes: int) -> jax.Array:
+    """A conditional model's labels (N,), which it cannot run without."""
+    if labels is None:
+        raise ValueError(f"a class-conditional model ({num_classes} classes) needs labels")
+    return labels.astype(jnp.int32)
+
+
 class Generator(nn.Module):
     """z (N, nz) -> images (N, S, S, nc) in [-1, 1]; at S=64, nc=3 exactly the seed's G.
 
     Layer i is `conv_i` (+ `bn_i`, ReLU); widths halve from ngf * 2**(L-1) to ngf, the last layer
     maps to nc and ends in Tanh. `spectral_norm` normalises every transposed convolution, as
-    PyTorch's spectral_norm does (its dim 1, the output channels).
+    PyTorch's spectral_norm does (its dim 1, the output channels). With `num_classes`, a learned
+    class embedding `embed` (N(0, 1), as torch's nn.Embedding) of size nz joins the latent: conv_0
+    sees (N, 1, 1, 2 nz).
     """
 
     nz: int = 100
@@ -34,13 +43,25 @@ class Generator(nn.Module):
         DEFAULT_PRECISION  # of every convolution and product: "default", "high" or "highest"
     )
     spectral_norm: bool = False
+    num_classes: int = 0
 
     @nn.compact
-    def __call__(self, z: jax.Array, train: bool = True) -> jax.Array:
+    def __call__(
+        self, z: jax.Array, labels: jax.Array | None = None, train: bool = True
+    ) -> jax.Array:
         layers = num_upsamplings(self.image_size)
         kwargs = dict(dtype=self.dtype, param_dtype=self.param_dtype)
         conv_kwargs = dict(kwargs, precision=self.precision, spectral_norm=self.spectral_norm)
         x = z.reshape(z.shape[0], 1, 1, self.nz)  # (N, 1, 1, nz)
+        if self.num_classes:
+            embedding = nn.Embed(
+                self.num_classes,
+                self.nz,
+                embedding_init=nn.initializers.normal(1.0),
+                name="embed",
+                **kwargs,
+            )(class_labels(labels, self.num_classes))
+            x = jnp.concatenate([x, embedding.reshape(x.shape)], axis=-1)  # (N, 1, 1, 2 nz)
         x = ConvTranspose(self.ngf * 2 ** (layers - 1), 1, 0, name="conv_0", **conv_kwargs)(x)
         x = nn.relu(BatchNorm(name="bn_0", **kwargs)(x, train))  # (N, 4, 4, ngf*8) at S=64
         for i in range(1, layers):

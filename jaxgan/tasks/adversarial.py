@@ -26,11 +26,13 @@ class Options(NamedTuple):
     """The adversarial settings compiled into a step (the seed's by default)."""
 
     loss: str = "bce"  # `jaxgan.losses.ADVERSARIAL`
-    r1_gamma: float = 0.0  # R1 penalty on real images; 0 = off
+    r1_gamma: float = 0.0  # R1 penalty on real images; 0 = off (the weight: state.settings)
     r1_every: int = 1  # lazy R1 every k steps, weighted k
     lr_decay_steps: int = 0  # both learning rates decay to 0 at this step; 0 = constant
     lr_schedule: str = "linear"  # the decay's shape: "linear" or "cosine"
     warmup_steps: int = 0  # linear warm-up from lr / warmup_steps to lr
+    gradient_penalty: float = 0.0  # WGAN-GP's lambda; 0 = off (the weight: state.settings)
+    n_critic: int = 1  # D updates per G update
 
     @classmethod
     def from_config(cls, config: Any) -> Options:
@@ -41,6 +43,8 @@ class Options(NamedTuple):
             config.lr_decay_steps,
             config.lr_schedule,
             config.warmup_steps,
+            config.gradient_penalty,
+            config.n_critic,
         )
 
     def lr_factor(self, step: jax.Array, dtype: Any = jnp.float32) -> jax.Array | None:
@@ -113,7 +117,7 @@ def adam_update(
 
 
 def r1_penalty(
-    input_vjp: Any, logits: jax.Array, step: jax.Array, gamma: float, every: int
+    input_vjp: Any, logits: jax.Array, step: jax.Array, gamma: jax.Array, every: int
 ) -> jax.Array:
     """gamma / 2 * mean over the batch of |grad_x sum D(x)|^2 (Mescheder et al. 2018), through D's
     saved input vjp; lazily (every > 1) only at steps that are multiples of `every`, weighted by
@@ -130,29 +134,49 @@ def r1_penalty(
     return jax.lax.cond(step % every == 0, penalty, lambda: zero)
 
 
+def gradient_penalty(input_vjp: Any, logits: jax.Array, weight: jax.Array) -> jax.Array:
+    """WGAN-GP (Gulrajani et al. 2017): weight * mean over the batch of (|grad_x D(x)|_2 - 1)^2 at
+    the interpolates x, through D's saved input vjp."""
+    (grad,) = input_vjp(jnp.ones_like(logits))
+    norms = jnp.sqrt(jnp.sum(jnp.square(grad), axis=tuple(range(1, grad.ndim))))
+    return weight * jnp.mean(jnp.square(norms - 1))
+
+
 def discriminator_update(
     modules: Modules,
     state: TrainState,
     real: jax.Array,
     fake: jax.Array,
     options: Options = SEED_OPTIONS,
+    penalty_mix: jax.Array | None = None,
+    labels: jax.Array | None = None,
 ) -> tuple[ModelState, dict[str, jax.Array]]:
     """D on the real batch, then on the detached fake batch; the table's D loss (plus R1 on the
-    real batch when asked); one Adam step. `real` and `fake` are D's inputs as they are to be seen
-    (augmented already, when the run augments). `d_loss` is the adversarial loss alone."""
+    real batch, and WGAN-GP's penalty on D's third batch, the interpolates `penalty_mix` * real +
+    (1 - `penalty_mix`) * fake, when asked); one Adam step. `real` and `fake` are D's inputs as
+    they are to be seen (augmented already, when the run augments). `d_loss` is the adversarial
+    loss alone. A projection D also sees the batch's `labels`."""
     discriminator = state.models["discriminator"]
     fake = jax.lax.stop_gradient(fake)
+    classes = () if labels is None else (labels,)
 
     def loss_fn(params):
         def judge_real(images):
-            return apply_train(modules["discriminator"], discriminator, images, params=params)
+            return apply_train(
+                modules["discriminator"], discriminator, images, *classes, params=params
+            )
 
         if options.r1_gamma:
             logits_real, input_vjp, collections = jax.vjp(judge_real, real, has_aux=True)
         else:
             logits_real, collections = judge_real(real)
         logits_fake, collections = apply_train(
-            modules["discriminator"], discriminator, fake, params=params, collections=collections
+            modules["discriminator"],
+            discriminator,
+            fake,
+            *classes,
+            params=params,
+            collections=collections,
         )
         adversarial, metrics = ADVERSARIAL[options.loss].discriminator(logits_real, logits_fake)
         metrics = {
@@ -161,10 +185,30 @@ def discriminator_update(
             "d_x": jnp.mean(jax.nn.sigmoid(logits_real)),
             "d_g_z1": jnp.mean(jax.nn.sigmoid(logits_fake)),
         }
-        if not options.r1_gamma:
-            return adversarial, (collections, metrics)
-        r1 = r1_penalty(input_vjp, logits_real, state.step, options.r1_gamma, options.r1_every)
-        return adversarial + r1, (collections, {**metrics, "d_r1": r1})
+        total = adversarial
+        if options.r1_gamma:
+            gamma = state.settings["r1_gamma"]  # an array: sweepable
+            r1 = r1_penalty(input_vjp, logits_real, state.step, gamma, options.r1_every)
+            total, metrics = total + r1, {**metrics, "d_r1": r1}
+        if options.gradient_penalty:
+            share = penalty_mix.astype(real.dtype).reshape((-1,) + (1,) * (real.ndim - 1))
+            mixed = share * jax.lax.stop_gradient(real) + (1 - share) * fake
+
+            def judge_mixed(images, after_fake=collections):
+                return apply_train(
+                    modules["discriminator"],
+                    discriminator,
+                    images,
+                    *classes,
+                    params=params,
+                    collections=after_fake,
+                )
+
+            logits_mixed, mixed_vjp, collections = jax.vjp(judge_mixed, mixed, has_aux=True)
+            weight = state.settings["gradient_penalty"]  # an array: sweepable
+            penalty = gradient_penalty(mixed_vjp, logits_mixed, weight)
+            total, metrics = total + penalty, {**metrics, "d_gp": penalty}
+        return total, (collections, metrics)
 
     (_, (collections, metrics)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
         discriminator.params
@@ -173,11 +217,18 @@ def discriminator_update(
     return ModelState(params, collections, opt_state), metrics
 
 
-def adversarial_loss(modules: Modules, discriminator: ModelState, fake: jax.Array, loss: str):
+def adversarial_loss(
+    modules: Modules,
+    discriminator: ModelState,
+    fake: jax.Array,
+    loss: str,
+    labels: jax.Array | None = None,
+):
     """The trained model's adversarial loss: the updated D (train mode, a third statistics update)
-    on the fake batch, through the table's generator loss. Returns (loss, (D's collections, mean
-    sigmoid))."""
-    logits, collections = apply_train(modules["discriminator"], discriminator, fake)
+    on the fake batch (of classes `labels`, for a projection D), through the table's generator
+    loss. Returns (loss, (D's collections, mean sigmoid))."""
+    classes = () if labels is None else (labels,)
+    logits, collections = apply_train(modules["discriminator"], discriminator, fake, *classes)
     return ADVERSARIAL[loss].generator(logits), (collections, jnp.mean(jax.nn.sigmoid(logits)))
 
 

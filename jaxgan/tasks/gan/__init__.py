@@ -21,6 +21,8 @@ def discriminator_arch(config: Config) -> dict[str, Any]:
     """D's architecture record; the options appear only when they differ from the seed's D (so that
     records written before them still describe it)."""
     arch = dict(model="discriminator", ndf=config.ndf, nc=config.nc, image_size=config.image_size)
+    if config.num_classes:
+        arch["num_classes"] = config.num_classes
     if spectral_norm_of(config, "discriminator"):
         arch["spectral_norm"] = "parametrizations"  # the PyTorch format it converts to by default
     if not config.discriminator_batchnorm:
@@ -36,6 +38,7 @@ def build_discriminator(config: Config) -> Discriminator:
         **module_options(config),
         spectral_norm=spectral_norm_of(config, "discriminator"),
         batchnorm=config.discriminator_batchnorm,
+        num_classes=config.num_classes,
     )
 
 
@@ -53,15 +56,16 @@ class GanTask(Task):
             config.image_size,
             **module_options(config),
             spectral_norm=spectral_norm_of(config, "generator"),
+            num_classes=config.num_classes,
         )
         return {"generator": generator, "discriminator": build_discriminator(config)}
 
     def example_inputs(self, config: Config, role: str) -> tuple:
+        labels = (jnp.zeros((1,), jnp.int32),) if config.num_classes else ()
         if role == "generator":
-            return (jnp.zeros((1, config.nz), param_dtype(config)),)
-        return (
-            jnp.zeros((1, config.image_size, config.image_size, config.nc), param_dtype(config)),
-        )
+            return (jnp.zeros((1, config.nz), param_dtype(config)), *labels)
+        size = config.image_size
+        return (jnp.zeros((1, size, size, config.nc), param_dtype(config)), *labels)
 
     def arch(self, config: Config, role: str) -> dict[str, Any]:
         if role == "generator":
@@ -72,6 +76,8 @@ class GanTask(Task):
                 nc=config.nc,
                 image_size=config.image_size,
             )
+            if config.num_classes:
+                arch["num_classes"] = config.num_classes
             if spectral_norm_of(config, "generator"):
                 arch["spectral_norm"] = "parametrizations"
             return arch
@@ -92,18 +98,31 @@ class GanTask(Task):
     def batch_options(self, config: Config) -> dict[str, Any]:
         from jaxgan.tasks.gan.augment import augment_size
 
-        return {"nz": config.nz, "augment_size": augment_size(config)}
+        return {
+            "nz": config.nz,
+            "augment_size": augment_size(config),
+            "penalty_mix": config.gradient_penalty > 0,
+            "batches_per_step": config.n_critic,
+            "labels": config.num_classes > 0,
+        }
 
     def make_sampler(self, config: Config, modules: Any, mesh: Any):
-        """Fixed latents through the (EMA) generator in eval mode."""
-        latents = sample_latents(config.seed, config.num_samples, config.nz).astype(
-            param_dtype(config)
-        )
+        """Fixed latents through the (EMA) generator in eval mode; a class-conditional one draws
+        one row per class."""
+        from jaxgan.sampling import class_rows
+
+        labels, columns = (), None
+        count = config.num_samples
+        if config.num_classes:
+            rows = class_rows(config.num_classes, config.num_samples)
+            labels, count, columns = (rows,), len(rows), len(rows) // config.num_classes
+        latents = sample_latents(config.seed, count, config.nz).astype(param_dtype(config))
         generate = jax.jit(
-            lambda variables: modules["generator"].apply(variables, latents, train=False)
+            lambda variables: modules["generator"].apply(variables, latents, *labels, train=False)
         )
         return lambda state: image_grid(
-            np.asarray(jax.device_get(generate(sampled_variables(state, config))), np.float32)
+            np.asarray(jax.device_get(generate(sampled_variables(state, config))), np.float32),
+            columns,
         )
 
     def make_evaluator(self, config: Config, modules: Any, mesh: Any):

@@ -34,6 +34,7 @@ DIGITS_METRICS = (
     "modes",
     "digits-prdc",
     "digits-memorisation",
+    "digits-class-agreement",
 )
 BUILT_IN_SIZE = 64  # built-in --data without a checkpoint (for --save-stats)
 
@@ -85,6 +86,13 @@ def evaluate_gan(
     from jaxgan.sampling import iterate_generate, load_generator
 
     arch, variables = load_generator(checkpoint, use_ema=not no_ema)
+    classes = arch.get("num_classes", 0)
+    if "digits-class-agreement" in metrics and classes != 10:
+        raise ValueError(
+            "digits-class-agreement asks a class-conditional digits generator (10 classes) for "
+            f"each digit; {checkpoint} holds a generator with "
+            + (f"{classes} classes" if classes else "no classes")
+        )
     info = run_info.read_run_info(checkpoint) if run_info.is_workdir(checkpoint) else None
     ema = bool(info and info["config"].ema_decay > 0 and not no_ema)
     extractor, reference = None, None
@@ -116,7 +124,9 @@ def evaluate_gan(
     score = InceptionScore(num) if "is" in metrics else None
     kept: dict[str, list[np.ndarray]] = {"inception": [], "digits": [], "digits_logits": []}
     latents = sample_latents(seed, num, arch["nz"])
-    batches = iterate_generate(arch, variables, latents, batch_size, batch_stats)
+    # A class-conditional generator draws its classes in turn: image i is of class i mod C.
+    labels = np.arange(num, dtype=np.int32) % classes if classes else None
+    batches = iterate_generate(arch, variables, latents, batch_size, batch_stats, labels=labels)
     for images in _progress(batches, math.ceil(num / min(batch_size, num)), "generating"):
         if extractor is not None:
             features, logits = extractor.features_and_logits(images)
@@ -146,7 +156,18 @@ def evaluate_gan(
         results.update(with_papers_k(reference["features"], np.concatenate(kept["inception"])))
     if score is not None:
         results["is"], results["is-std"] = score.result()
-    digits_names = tuple(m for m in metrics if m in DIGITS_METRICS and m != "digits-memorisation")
+    if "digits-class-agreement" in metrics:
+        from jaxgan.tasks.gan.evaluate import class_agreement
+
+        agreement = class_agreement(np.concatenate(kept["digits_logits"]), labels, classes)
+        results["digits-class-agreement"] = agreement["agreement"]
+        results["digits-classes-agreeing"] = agreement["classes_agreeing"]
+        results["digits-class-agreement-detail"] = agreement["per_class"]
+    digits_names = tuple(
+        m
+        for m in metrics
+        if m in DIGITS_METRICS and m not in ("digits-memorisation", "digits-class-agreement")
+    )
     floor = {}
     if digits_names:
         real = digits_lib.real_features(arch["image_size"], arch["nc"], "train")[0]

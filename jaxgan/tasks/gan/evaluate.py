@@ -57,15 +57,21 @@ class GeneratedFeatures:
         padded = math.ceil(config.eval_num / self.chunk) * self.chunk
         self.latents = np.zeros((padded, config.nz), param_dtype(config))
         self.latents[: config.eval_num] = latents
+        # A class-conditional generator draws the classes in turn: image i is of class i mod C.
+        self.labels = np.arange(padded, dtype=np.int32) % max(config.num_classes, 1)
         self.extractor_vars = sharding.replicate(extractor_vars, mesh)
+        conditional = config.num_classes > 0
 
-        def generate(variables, z):
+        def generate(variables, z, labels):
+            classes = (labels,) if conditional else ()
             return (
-                modules["generator"].apply(variables, z, train=False).astype(jnp.float32)
+                modules["generator"].apply(variables, z, *classes, train=False).astype(jnp.float32)
             )  # (chunk, S, S, nc)
 
         replicated, batch = sharding.replicated(mesh), sharding.batch_sharding(mesh)
-        self._generate = jax.jit(generate, in_shardings=(replicated, batch), out_shardings=batch)
+        self._generate = jax.jit(
+            generate, in_shardings=(replicated, batch, batch), out_shardings=batch
+        )
         self._gather = jax.jit(
             lambda outputs: outputs, out_shardings=replicated
         )  # readable by every process
@@ -76,11 +82,14 @@ class GeneratedFeatures:
         features, logits = [], []
         for start in range(0, len(self.latents), self.chunk):
             rows = self.latents[start : start + self.chunk]
-            z = jax.make_array_from_callback(
-                rows.shape, batch, lambda index, rows=rows: rows[index]
+            z, labels = (
+                jax.make_array_from_callback(
+                    part.shape, batch, lambda index, part=part: part[index]
+                )
+                for part in (rows, self.labels[start : start + self.chunk])
             )
             feature, logit = self._gather(
-                self.extract(self.extractor_vars, self._generate(variables, z))
+                self.extract(self.extractor_vars, self._generate(variables, z, labels))
             )
             features.append(np.asarray(feature))
             logits.append(np.asarray(logit))
@@ -95,7 +104,7 @@ class DigitsEvaluator:
         self.generated = GeneratedFeatures(
             config, modules, mesh, digits.compiled_classify, digits.load_variables()
         )
-        self.seed = config.seed
+        self.seed, self.num_classes = config.seed, config.num_classes
 
     def __call__(self, state: TrainState, step: int) -> dict[str, float]:
         features, logits = self.generated(state)
@@ -108,6 +117,14 @@ class DigitsEvaluator:
             "eval/max_digit_share": max(results["digit-frequencies"]),
             **{f"eval/digits_{name}": results[f"digits-{name}"] for name in PRDC},
         }
+        if self.num_classes:
+            agreement = class_agreement(logits, self.generated.labels[: len(logits)], 10)
+            scalars["eval/class_agreement"] = agreement["agreement"]
+            scalars["eval/classes_agreeing"] = float(agreement["classes_agreeing"])
+            _write(
+                f"eval at step {step}: {agreement['agreement']:.1%} of the digits are the class "
+                f"asked for; {agreement['classes_agreeing']}/10 classes mostly so"
+            )
         _write(
             f"eval at step {step}: digits-FID {results['digits-fid']:.4f}, "
             f"digits-KID {results['digits-kid']:.5f}, "
@@ -115,6 +132,18 @@ class DigitsEvaluator:
             f"precision {results['digits-precision']:.3f}, recall {results['digits-recall']:.3f}"
         )
         return scalars
+
+
+def class_agreement(logits: np.ndarray, labels: np.ndarray, num_classes: int) -> dict[str, Any]:
+    """How often the digits classifier's verdict on generated images is the class they were drawn
+    for: overall, per class, and how many classes agree on more than half their images."""
+    predicted = np.argmax(logits, axis=-1)
+    per_class = [float(np.mean(predicted[labels == c] == c)) for c in range(num_classes)]
+    return {
+        "agreement": float(np.mean(predicted == labels)),
+        "per_class": per_class,
+        "classes_agreeing": sum(value > 0.5 for value in per_class),
+    }
 
 
 class InceptionEvaluator:
