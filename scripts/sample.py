@@ -189,7 +189,7 @@ def write_folder(
     ]
     written = 0
     batches = generate_batches(
-        arch, variables, latents, args.batch_size, args.batch_stats, starts, labels
+        arch, variables, latents, args.batch_size, args.batch_stats, starts, labels=labels
     )
     for start, images in tqdm(batches, total=len(starts), unit="batch"):
         done = []

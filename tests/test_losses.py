@@ -76,7 +76,9 @@ def test_r1_is_the_real_batch_input_gradient_penalty_lazily_weighted(
 ):
     modules, state, real, fake = discriminator_setup
     with jax.enable_x64(True):
-        state = state.replace(step=jnp.asarray(step, jnp.int32))
+        # The term is compiled in by the options; its weight is the run's setting (sweepable).
+        settings = {**state.settings, "r1_gamma": jnp.asarray(3.0)}
+        state = state.replace(step=jnp.asarray(step, jnp.int32), settings=settings)
         options = Options(r1_gamma=3.0, r1_every=every)
         _, metrics = discriminator_update(modules, state, real, fake, options)
         _, plain = discriminator_update(modules, state, real, fake)

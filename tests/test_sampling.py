@@ -160,9 +160,9 @@ def test_an_interrupted_folder_output_resumes_with_the_same_images(
     }  # kept, each one whole
     starts, real_batches = [], sample_cli.generate_batches
 
-    def recording_batches(*arguments):
+    def recording_batches(*arguments, **keywords):
         starts.extend(arguments[-1])
-        return real_batches(*arguments)
+        return real_batches(*arguments, **keywords)
 
     monkeypatch.setattr(sample_cli, "generate_batches", recording_batches)
     written = fail_after(monkeypatch, None)
