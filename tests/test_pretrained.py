@@ -3,13 +3,12 @@ baseline on a few test crops; `--model list` and unknown names."""
 
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxgan import convert
 from jaxgan.data.images import to_model_range
 from jaxgan.metrics.image import psnr
 from jaxgan.tasks.restore import pretrained
@@ -22,11 +21,6 @@ from scripts import restore as restore_cli
 CROPS = 8
 
 
-@functools.cache
-def loaded(name: str):
-    return load_restorer(model=name)
-
-
 def test_every_shipped_restorer_is_present_and_small():
     assert pretrained.names() == list(pretrained.DESCRIPTIONS)
     for name in pretrained.names():
@@ -35,7 +29,7 @@ def test_every_shipped_restorer_is_present_and_small():
 
 def degraded_test_crops(name: str, degradation: str, sigma: float = 25.0):
     """(clean, damaged, mask) [-1, 1] of a few test crops, degraded as the shipped model expects."""
-    restorer = loaded(name)
+    restorer = load_restorer(model=name)
     settings = Degradation.from_config(restorer.config.replace(degradation=degradation))
     settings = Degradation(**{**settings.__dict__, "noise_sigma": sigma})
     crops = held_out_crops("photos", 64, restorer.nc, CROPS, split="test")
@@ -52,7 +46,7 @@ def mean_psnr(images, clean, mask=None) -> float:
 @pytest.mark.parametrize("name", ["denoise-colour", "denoise-gray"])
 def test_shipped_denoisers_beat_non_local_means(name):
     clean, damaged, mask = degraded_test_crops(name, "noise")
-    restored = loaded(name).restore_batches(damaged, mask)
+    restored = load_restorer(model=name).restore_batches(damaged, mask)
     classical = nl_means(25.0)((damaged + 1) / 2, mask) * 2 - 1
     assert mean_psnr(restored, clean) > mean_psnr(classical, clean) + 0.3
     assert mean_psnr(restored, clean) > mean_psnr(damaged, clean) + 6
@@ -61,7 +55,7 @@ def test_shipped_denoisers_beat_non_local_means(name):
 @pytest.mark.parametrize("name", ["sr4x", "sr2x"])
 def test_shipped_super_resolution_beats_bicubic(name):
     clean, bicubic, mask = degraded_test_crops(name, "downsample")
-    restored = loaded(name).restore_batches(bicubic, mask)
+    restored = load_restorer(model=name).restore_batches(bicubic, mask)
     assert mean_psnr(restored, clean) > mean_psnr(bicubic, clean) + 0.3
 
 
@@ -70,7 +64,7 @@ def test_shipped_inpainter_keeps_known_pixels_and_stays_near_its_fill():
     the test crops, the goal not reached); this guards what it does do: known pixels exact, a
     correction inside the hole, hole PSNR within 1 dB of the fill's."""
     clean, filled, mask = degraded_test_crops("inpaint", "centre_square")
-    restored = loaded("inpaint").restore_batches(filled, mask)
+    restored = load_restorer(model="inpaint").restore_batches(filled, mask)
     np.testing.assert_array_equal(restored[mask[..., 0] == 0], filled[mask[..., 0] == 0])
     assert np.abs(restored - filled).max() > 0.01
     assert mean_psnr(restored, clean, mask) >= mean_psnr(filled, clean, mask) - 1.0
@@ -114,3 +108,22 @@ def test_a_16_bit_grayscale_scan_is_restored_at_its_bit_depth_by_either_denoiser
         assert out.shape == noisy.shape and out.dtype == np.uint16
         errors[name] = np.sqrt(np.mean((out.astype(np.float64) - clean) ** 2))
     assert errors["denoise-gray"] < 0.5 * errors[None] and errors["denoise-colour"] < errors[None]
+
+
+def test_a_shipped_restorer_is_loaded_and_compiled_once_a_process(monkeypatch):
+    restorer = load_restorer(model="sr4x")
+    assert load_restorer(model="sr4x") is restorer
+    low = np.zeros((21, 30, 3), np.uint8)
+    first = restore(low, model="sr4x", scale=4)
+    compiled = restorer.apply._cache_size()
+    built = []
+    monkeypatch.setattr(convert, "build_model", lambda *args: built.append(args))
+    np.testing.assert_array_equal(restore(low, model="sr4x", scale=4), first)
+    assert not built and restorer.apply._cache_size() == compiled  # nothing rebuilt or compiled
+
+
+def test_tiles_are_fitted_to_the_image():
+    restorer = load_restorer(model="denoise-colour")
+    assert restorer.tile_and_overlap(1024, 1024, 8) == (1024, 32)  # one tile, nothing wasted
+    assert restorer.tile_and_overlap(3000, 4000, 8) == (544, 32)  # 48 tiles in 6 batches of 8
+    assert restorer.tile_and_overlap(50, 70, 8) == (80, 20)  # one tile, a multiple of 16

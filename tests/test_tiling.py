@@ -5,7 +5,13 @@ output."""
 import numpy as np
 import pytest
 
-from jaxgan.tasks.restore.tiling import axis_layout, tiled_apply, weight_sum
+from jaxgan.tasks.restore.tiling import (
+    axis_layout,
+    even_batch,
+    fitted_tile,
+    tiled_apply,
+    weight_sum,
+)
 
 
 def pixelwise(tiles, masks):
@@ -49,8 +55,33 @@ def test_large_image_streams_through_fixed_batches():
         return pixelwise(tiles, masks)
 
     tiled = tiled_apply(image, mask, model, tile=64, overlap=16, batch_size=512)
-    assert shapes == {(512, 64, 64, 1)}  # one compiled shape, the last batch padded
+    tiles = len(axis_layout(3000, 64, 16).starts) * len(axis_layout(4000, 64, 16).starts)
+    batches = -(-tiles // 512)
+    assert shapes == {(-(-tiles // batches), 64, 64, 1)}  # one compiled shape, batches evened
     np.testing.assert_allclose(tiled, pixelwise(image, mask), atol=1e-6)
+
+
+@pytest.mark.parametrize("count", [1, 7, 8, 9, 25, 63, 64, 65])
+def test_even_batches_pad_less_than_a_tile_a_batch(count):
+    batch = even_batch(count, 8)
+    batches = -(-count // batch)
+    assert batch <= 8 and batches == -(-count // 8)  # as few batches as fixed ones
+    assert 0 <= batches * batch - count < batches
+
+
+def test_fitted_tile_computes_fewer_pixels_than_fixed_tiles():
+    def computed(height, width, tile):
+        count = len(axis_layout(height, tile, 32).starts) * len(axis_layout(width, tile, 32).starts)
+        return -(-count // even_batch(count, 8)) * even_batch(count, 8) * tile * tile
+
+    assert fitted_tile(1024, 1024, 32, 16, 512, 8) == 384  # 9 tiles (10 computed), not 4 x 4
+    for height, width in [(1024, 1024), (427, 640), (3000, 4000), (512, 100)]:
+        tile = fitted_tile(height, width, 32, 16, 512, 8)
+        assert tile % 16 == 0 and 128 <= tile <= 512
+        assert computed(height, width, tile) <= computed(height, width, 256)  # the old tiles
+        image, mask = image_and_mask(height, width, channels=1)
+        tiled = tiled_apply(image, mask, pixelwise, tile, overlap=32, batch_size=8)
+        np.testing.assert_allclose(tiled, pixelwise(image, mask), atol=1e-6)
 
 
 def test_one_tile_image_gives_the_models_own_output():

@@ -26,9 +26,9 @@ from jaxgan.loading import load_variables
 from jaxgan.tasks.restore.degradations import Degradation, fill_holes, upsample
 from jaxgan.tasks.restore.ensemble import self_ensemble
 from jaxgan.tasks.restore.files import check_array, read_any
-from jaxgan.tasks.restore.tiling import tiled_apply
+from jaxgan.tasks.restore.tiling import fitted_tile, tiled_apply
 
-RESIDUAL_TILE, RESIDUAL_OVERLAP = 256, 32  # a residual restorer is fully convolutional: big tiles
+RESIDUAL_TILE, RESIDUAL_OVERLAP = 1024, 32  # fully convolutional: big tiles, few overlaps
 
 ImageLike = np.ndarray | str | os.PathLike
 
@@ -63,14 +63,18 @@ class LoadedRestorer:
             return self.config.hole_fill
         return "harmonic" if self.arch["model"] == "residual_restorer" else "zero"
 
-    def tile_and_overlap(self, height: int, width: int) -> tuple[int, int]:
+    def tile_and_overlap(self, height: int, width: int, batch_size: int) -> tuple[int, int]:
         """The tile side and default overlap for an image: the training size (overlap a quarter)
-        for the encoder-decoder; for the residual restorer 256-pixel tiles overlapping by 32 (over
-        its receptive field), or one tile for a smaller image."""
+        for the encoder-decoder; for the residual restorer tiles of at most 512 overlapping by 32
+        (over its receptive field), or one tile, whichever computes the fewest pixels
+        (`tiling.fitted_tile`)."""
         if self.arch["model"] != "residual_restorer":
             return self.image_size, self.image_size // 4
         step = 8 * self.arch["unshuffle"]
-        side = min(RESIDUAL_TILE, -(-max(height, width) // step) * step)
+        side = -(-max(height, width) // step) * step  # one tile
+        if side > 4 * RESIDUAL_OVERLAP:
+            largest = min(RESIDUAL_TILE, side)
+            side = fitted_tile(height, width, RESIDUAL_OVERLAP, step, largest, batch_size)
         return side, min(RESIDUAL_OVERLAP, side // 4)
 
     def fills_holes(self, has_mask: bool) -> bool:
@@ -144,10 +148,7 @@ def load_restorer(
     if (checkpoint is None) == (model is None):
         raise ValueError("give a restorer's checkpoint or a shipped model's name (model=), one")
     if model is not None:
-        from jaxgan.tasks.restore import pretrained
-
-        arch, variables, config = pretrained.load(model)
-        return LoadedRestorer(f"shipped restorer {model!r}", arch, variables, config)
+        return shipped_restorer(model)
     hint = (
         "; train one with a restore_* config, or use --method gan-prior to restore with a generator"
         if run_info.is_workdir(checkpoint)
@@ -155,6 +156,16 @@ def load_restorer(
     )
     arch, variables, config = load_variables(checkpoint, "restorer", use_ema, hint)
     return LoadedRestorer(str(checkpoint), arch, variables, config)
+
+
+@functools.cache
+def shipped_restorer(model: str) -> LoadedRestorer:
+    """A shipped restorer by name, loaded and compiled once a process: `restore(..., model=NAME)`
+    in a loop compiles its tiles' program on the first call only."""
+    from jaxgan.tasks.restore import pretrained
+
+    arch, variables, config = pretrained.load(model)
+    return LoadedRestorer(f"shipped restorer {model!r}", arch, variables, config)
 
 
 def check_scale(restorer: LoadedRestorer, scale: int) -> None:
@@ -230,7 +241,7 @@ def restore(
         )
     hole = np.ones(unit.shape[:2], bool) if mask is None else read_mask(mask, unit.shape[:2])
     planes = match_bands(unit, restorer.nc, name)
-    tile, default_overlap = restorer.tile_and_overlap(*unit.shape[:2])
+    tile, default_overlap = restorer.tile_and_overlap(*unit.shape[:2], batch_size)
     overlap = default_overlap if overlap is None else overlap
     restored = []
     fill = restorer.fills_holes(mask is not None)

@@ -9,8 +9,9 @@ brightness, and every image pixel is at least `overlap / 2` pixels away from the
 gives it weight.
 An axis that fits in one tile is padded to the tile and weighted 1, so an image of exactly one tile
 gives the model's own output. Tiles are cut from host memory and sent in fixed-size batches (one
-compiled shape), the next batch dispatched before the previous one is fetched: the whole image never
-has to fit on the device.
+compiled shape an image, the batches evened out so that the last is padded by less than one tile a
+batch), the next batch dispatched before the previous one is fetched: the whole image never has to
+fit on the device. `fitted_tile` sizes the tiles to the image: the fewest pixels computed.
 """
 
 from __future__ import annotations
@@ -62,6 +63,31 @@ def axis_layout(length: int, tile: int, overlap: int, shift: int = 0) -> AxisLay
     return AxisLayout(
         length, before, total - length - before, tuple(i * stride for i in range(count)), window
     )
+
+
+def even_batch(count: int, batch_size: int) -> int:
+    """The batch size that sends `count` tiles in as few batches of at most `batch_size` as
+    possible, padding the last one by less than one tile a batch (not by up to a whole batch)."""
+    batches = -(-count // batch_size)
+    return -(-count // batches)
+
+
+def fitted_tile(
+    height: int, width: int, overlap: int, multiple: int, max_tile: int, batch_size: int
+) -> int:
+    """The tile side (a multiple of `multiple`, at most `max_tile`) that computes the fewest pixels
+    for an image, batch padding included: a 1024 x 1024 image takes 9 tiles of 384 (10 computed)
+    rather than 25 of 256 (32 computed in batches of 8). Ties go to the larger tile."""
+
+    def computed(tile: int) -> int:
+        count = len(axis_layout(height, tile, overlap).starts) * len(
+            axis_layout(width, tile, overlap).starts
+        )
+        batch = even_batch(count, batch_size)
+        return -(-count // batch) * batch * tile * tile
+
+    sides = range(max_tile - max_tile % multiple, 4 * overlap - 1, -multiple)
+    return min(sides, key=computed)  # min keeps the first (largest) of equal costs
 
 
 def weight_sum(layout: AxisLayout) -> np.ndarray:
@@ -118,6 +144,7 @@ def tiled_apply(
             total[r : r + tile, c : c + tile] += window * restored
             weights[r : r + tile, c : c + tile] += window
 
+    batch_size = even_batch(max(len(positions), 1), batch_size)
     pending = None
     for first in range(0, len(positions), batch_size):
         chunk = positions[first : first + batch_size]
