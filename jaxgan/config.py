@@ -30,6 +30,7 @@ DEGRADATIONS = (
 )
 RESTORERS = ("residual", "encoder_decoder")
 SPECTRAL_NORM = ("", "discriminator", "generator", "both")  # which models are normalised
+CLASS_CONDITIONING = ("embedding", "batchnorm")  # how a class-conditional G sees the class
 
 
 def spectral_norm_of(config: Config, role: str) -> bool:
@@ -54,6 +55,8 @@ class Config:
     # Models.
     nz: int = 100
     num_classes: int = 0  # 0: unconditional; N: G and D conditioned on the data's N classes
+    # How G sees the class: "embedding" (joined to the latent) or "batchnorm" (conditional BN).
+    class_conditioning: str = "embedding"
     ngf: int = 64
     ndf: int = 64
     restorer: str = "residual"  # "residual" (input + learned correction) or "encoder_decoder"
@@ -184,6 +187,7 @@ def check(config: Config) -> Config:
         "restorer_unshuffle": (1, 2, 4),
         "lr_schedule": LR_SCHEDULES,
         "hole_fill": ("harmonic", "zero"),
+        "class_conditioning": CLASS_CONDITIONING,
     }
     for name, allowed in choices.items():
         if getattr(config, name) not in allowed:
@@ -252,6 +256,11 @@ def check(config: Config) -> Config:
         raise ConfigError(
             f"config field 'num_classes' makes a class-conditional GAN (task 'gan'), not task "
             f"{config.task!r}"
+        )
+    if config.class_conditioning != "embedding" and not config.num_classes:
+        raise ConfigError(
+            f"config field 'class_conditioning' is {config.class_conditioning!r} but num_classes "
+            "is 0: it says how a class-conditional G sees the class"
         )
     if config.task != "gan" and (config.gradient_penalty or config.n_critic != 1):
         raise ConfigError(

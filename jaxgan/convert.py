@@ -74,6 +74,14 @@ SPECTRAL_NORM_KEYS = {  # PyTorch's two spectral_norm APIs: (weight, u, v) under
 }
 
 
+def _conditional_batchnorm(torch_prefix: str, flax_name: str) -> list[Entry]:
+    """torch_ref's ConditionalBatchNorm2d: running statistics, per-class scale and shift tables."""
+    return _batchnorm(torch_prefix, flax_name)[2:] + [
+        Entry(f"{torch_prefix}.scale.weight", ("params", flax_name, "scale"), "embedding"),
+        Entry(f"{torch_prefix}.shift.weight", ("params", flax_name, "bias"), "embedding"),
+    ]
+
+
 def _conv(
     torch_prefix: str, flax_name: str, spectral_norm: str, layout: str = "conv"
 ) -> list[Entry]:
@@ -117,12 +125,14 @@ def table(arch: Mapping[str, Any]) -> list[Entry]:
     entries: list[Entry] = []
     embedding = [Entry("embed.weight", ("params", "embed", "embedding"), "embedding")]
     if arch["model"] == "generator":  # [embed] + main = [ConvT, BN, ReLU] * L + [ConvT, Tanh]
-        entries += embedding if arch.get("num_classes") else []
+        conditional_batchnorm = arch.get("conditional_batchnorm", False)
+        norm = _conditional_batchnorm if conditional_batchnorm else _batchnorm
+        entries += embedding if arch.get("num_classes") and not conditional_batchnorm else []
         for i in range(layers + 1):
             spectral_norm = arch.get("spectral_norm") or ""
             entries += _conv(f"main.{3 * i}", f"conv_{i}", spectral_norm, "conv_transpose")
             if i < layers:
-                entries += _batchnorm(f"main.{3 * i + 1}", f"bn_{i}")
+                entries += norm(f"main.{3 * i + 1}", f"bn_{i}")
     elif arch["model"] == "discriminator":
         # main = [Conv, LReLU] + [Conv, BN, LReLU] * (L-1) + [Conv, Sigmoid]; BN only with batchnorm
         index, batchnorm = 0, arch.get("batchnorm", True)
@@ -251,6 +261,9 @@ def infer_arch(model: str, state_dict: Mapping[str, Any]) -> dict[str, Any]:
         arch["num_classes"] = classes
         if model == "generator":
             arch["nz"] = first[0] - features
+    elif model == "generator" and "main.1.scale.weight" in state_dict:  # conditional BatchNorm
+        arch["num_classes"] = weight("main.1.scale.weight")[0]
+        arch["conditional_batchnorm"] = True
     formats = {suffixes[suffix] for suffix in found.values()}
     if len(formats) > 1:
         raise ConversionError(

@@ -23,7 +23,11 @@ RESIDUAL = {
 
 
 # Class-conditional models under test: name -> the converter's model; 10 classes each.
-CONDITIONAL = {"conditional_generator": "generator", "projection_discriminator": "discriminator"}
+CONDITIONAL = {
+    "conditional_generator": "generator",
+    "conditional_batchnorm_generator": "generator",
+    "projection_discriminator": "discriminator",
+}
 NUM_CLASSES = 10
 
 
@@ -52,7 +56,14 @@ def make_torch_model(
     torch.manual_seed(seed)
     classes = NUM_CLASSES if name in CONDITIONAL else 0
     if role(name) == "generator":
-        module = torch_models.Generator(nz, width, nc, size, num_classes=classes)
+        module = torch_models.Generator(
+            nz,
+            width,
+            nc,
+            size,
+            num_classes=classes,
+            conditional_batchnorm=name == "conditional_batchnorm_generator",
+        )
     elif role(name) == "discriminator":
         module = torch_models.Discriminator(width, nc, size, num_classes=classes)
     elif name in RESIDUAL:  # DCGAN's init below also gives the zero-initialised head weights
@@ -65,8 +76,9 @@ def make_torch_model(
     with torch.no_grad():
         for layer in module.modules():
             if isinstance(layer, torch.nn.BatchNorm2d):
-                layer.weight.uniform_(0.5, 1.5)
-                layer.bias.uniform_(-0.5, 0.5)
+                if layer.affine:
+                    layer.weight.uniform_(0.5, 1.5)
+                    layer.bias.uniform_(-0.5, 0.5)
                 layer.running_mean.uniform_(-0.5, 0.5)
                 layer.running_var.uniform_(0.5, 1.5)
                 layer.num_batches_tracked.fill_(7)

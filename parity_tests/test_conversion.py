@@ -98,6 +98,7 @@ def run_cli(main, *args: str) -> int:
         ("residual_u1", False),
         ("residual_u4", False),
         ("conditional_generator", False),
+        ("conditional_batchnorm_generator", False),
         ("projection_discriminator", False),
     ],
 )
@@ -125,7 +126,15 @@ def test_torch_to_jax_to_torch_is_exact(tmp_path, name, skips, suffix, dtype):
 
 @pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
 @pytest.mark.parametrize(
-    "name", ["generator", "discriminator", "restorer", "residual", "projection_discriminator"]
+    "name",
+    [
+        "generator",
+        "discriminator",
+        "restorer",
+        "residual",
+        "projection_discriminator",
+        "conditional_batchnorm_generator",
+    ],
 )
 def test_jax_to_torch_to_jax_is_exact(tmp_path, name, suffix, dtype):
     arch = {
@@ -133,6 +142,10 @@ def test_jax_to_torch_to_jax_is_exact(tmp_path, name, suffix, dtype):
             model="discriminator", ndf=8, nc=1, image_size=32, num_classes=10
         ),
         "generator": dict(model="generator", nz=16, ngf=8, nc=3, image_size=32),
+        "conditional_batchnorm_generator": dict(
+            model="generator", nz=16, ngf=8, nc=1, image_size=32, num_classes=10
+        )
+        | {"conditional_batchnorm": True},
         "discriminator": dict(model="discriminator", ndf=8, nc=1, image_size=64),
         "restorer": dict(model="restorer", nc=3, width=8, image_size=32, skips=True),
         "residual": dict(

@@ -39,7 +39,11 @@ MODELS = [
 # Class-conditional models: the base case and 64x64 (their labels, not the sizes, are what is new).
 CONDITIONAL_CASES = [
     (name, variant)
-    for name in ("conditional_generator", "projection_discriminator")
+    for name in (
+        "conditional_generator",
+        "conditional_batchnorm_generator",
+        "projection_discriminator",
+    )
     for variant in (dict(), dict(size=64, batch=7))
 ]
 

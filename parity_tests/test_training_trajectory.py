@@ -73,6 +73,11 @@ VARIANTS = {
     },
     "wasserstein_gp_n_critic": {"loss": "wasserstein", "gradient_penalty": 10.0, "n_critic": 2},
     "conditional_projection": {"data": "digits", "num_classes": 10},
+    "conditional_batchnorm": {
+        "data": "digits",
+        "num_classes": 10,
+        "class_conditioning": "batchnorm",
+    },
 }
 
 

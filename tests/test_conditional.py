@@ -128,3 +128,48 @@ def test_class_agreement_is_the_share_of_verdicts_equal_to_the_class_asked_for()
     found = class_agreement(logits, labels, 3)
     assert found["agreement"] == pytest.approx(3 / 6)
     assert found["per_class"] == [0.5, 1.0, 0.0] and found["classes_agreeing"] == 1
+
+
+def test_conditional_batchnorm_takes_each_example_s_class_row_and_the_latent_alone():
+    """With conditional BatchNorm, conv_0 sees z only and every bn_i has (classes, width) tables:
+    an example's output is what the same model gives with that class's row as a plain BN's."""
+    import jax
+    import jax.numpy as jnp
+
+    from jaxgan.models import Generator
+
+    model = Generator(nz=8, ngf=4, nc=1, image_size=32, num_classes=3, conditional_batchnorm=True)
+    z = jax.random.normal(jax.random.key(0), (6, 8))
+    labels = jnp.array([0, 1, 2, 0, 1, 2])
+    variables = model.init(jax.random.key(1), z, labels, train=False)
+    params = variables["params"]
+    assert "embed" not in params and params["conv_0"]["kernel"].shape[2] == 8  # (4, 4, nz, ...)
+    assert params["bn_0"]["scale"].shape == (3, 16) and params["bn_1"]["bias"].shape == (3, 8)
+    params = dict(params)
+    for i in range(3):  # class rows far apart, so that a wrong row shows
+        key, name = jax.random.key(2 + i), f"bn_{i}"
+        scale = jax.random.uniform(key, params[name]["scale"].shape, minval=0.5, maxval=1.5)
+        bias = jax.random.uniform(key, params[name]["bias"].shape, minval=-0.5, maxval=0.5)
+        params[name] = {"scale": scale, "bias": bias}
+    tables = params
+    variables = {**variables, "params": tables}
+    mixed = model.apply(variables, z, labels, train=False)
+    alone = [model.apply(variables, z, jnp.full((6,), cls), train=False) for cls in range(3)]
+    for cls in range(3):
+        rows = np.asarray(labels) == cls
+        np.testing.assert_allclose(mixed[rows], alone[cls][rows], atol=1e-6)
+    assert np.abs(np.asarray(alone[0] - alone[1])).mean() > 0.2 * np.abs(alone[0]).mean()
+    trained, _ = model.apply(variables, z, labels, train=True, mutable=["batch_stats"])
+    same_class_other_z = np.abs(np.asarray(trained[0] - trained[3])).mean()
+    assert same_class_other_z > 0.2 * np.abs(np.asarray(trained[0])).mean()  # z is not ignored
+    with pytest.raises(ValueError, match="needs labels"):
+        model.apply(variables, z, train=False)
+
+
+def test_class_conditioning_is_checked():
+    with pytest.raises(ConfigError, match="'class_conditioning' must be one of .*embedding"):
+        tiny_config().replace(num_classes=10, class_conditioning="film")
+    with pytest.raises(ConfigError, match="'class_conditioning' is 'batchnorm' but num_classes"):
+        tiny_config().replace(class_conditioning="batchnorm")
+    config = tiny_config().replace(num_classes=10, class_conditioning="batchnorm")
+    assert config.class_conditioning == "batchnorm"

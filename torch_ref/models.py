@@ -19,27 +19,58 @@ def num_upsamplings(image_size: int) -> int:
     return image_size.bit_length() - 3
 
 
+class ConditionalBatchNorm2d(nn.BatchNorm2d):
+    """BatchNorm without its own affine parameters, then each example's class row of the `scale`
+    and `shift` tables (conditional BatchNorm, de Vries et al. 2017); `weights_init` initialises
+    every row as the seed's BatchNorm weight and bias."""
+
+    def __init__(self, features: int, num_classes: int):
+        super().__init__(features, affine=False)
+        self.scale = nn.Embedding(num_classes, features)
+        self.shift = nn.Embedding(num_classes, features)
+
+    def forward(self, input: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        normalised = super().forward(input)
+        return (
+            normalised * self.scale(labels)[:, :, None, None] + self.shift(labels)[:, :, None, None]
+        )
+
+
 class Generator(nn.Module):
     """The seed's G; with `num_classes`, a class embedding (nn.Embedding, size nz) is concatenated
-    to the latent (`forward(noise, labels)`)."""
+    to the latent (`forward(noise, labels)`), or with `conditional_batchnorm` every BatchNorm is a
+    `ConditionalBatchNorm2d`."""
 
     def __init__(
-        self, nz: int = 100, ngf: int = 64, nc: int = 3, image_size: int = 64, num_classes: int = 0
+        self,
+        nz: int = 100,
+        ngf: int = 64,
+        nc: int = 3,
+        image_size: int = 64,
+        num_classes: int = 0,
+        conditional_batchnorm: bool = False,
     ):
         super().__init__()
         layers = num_upsamplings(image_size)
         width = ngf * 2 ** (layers - 1)
-        if num_classes:
+        joined = num_classes and not conditional_batchnorm
+        if joined:
             self.embed = nn.Embedding(num_classes, nz)
+
+        def norm(features: int) -> nn.Module:
+            if conditional_batchnorm:
+                return ConditionalBatchNorm2d(features, num_classes)
+            return nn.BatchNorm2d(features)
+
         modules = [
-            nn.ConvTranspose2d(nz * (2 if num_classes else 1), width, 4, 1, 0, bias=False),
-            nn.BatchNorm2d(width),
+            nn.ConvTranspose2d(nz * (2 if joined else 1), width, 4, 1, 0, bias=False),
+            norm(width),
             nn.ReLU(True),
         ]
         for _ in range(1, layers):
             modules += [
                 nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False),
-                nn.BatchNorm2d(width // 2),
+                norm(width // 2),
                 nn.ReLU(True),
             ]
             width //= 2
@@ -49,7 +80,10 @@ class Generator(nn.Module):
     def forward(self, input: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         if hasattr(self, "embed"):
             input = torch.cat([input, self.embed(labels)[:, :, None, None]], dim=1)
-        return self.main(input)
+        x = input
+        for module in self.main:
+            x = module(x, labels) if isinstance(module, ConditionalBatchNorm2d) else module(x)
+        return x
 
 
 class Discriminator(nn.Module):
@@ -228,7 +262,10 @@ def weights_init(module: nn.Module) -> None:
     """DCGAN's initialisation (pytorch/examples): conv weights N(0, 0.02), BatchNorm N(1, 0.02) and
     0."""
     name = type(module).__name__
-    if name.find("Conv") != -1:
+    if isinstance(module, ConditionalBatchNorm2d):  # the seed's BatchNorm init, for every class
+        nn.init.normal_(module.scale.weight.data, 1.0, 0.02)
+        nn.init.constant_(module.shift.weight.data, 0)
+    elif name.find("Conv") != -1:
         nn.init.normal_(module.weight.data, 0.0, 0.02)
     elif name.find("BatchNorm") != -1:
         nn.init.normal_(module.weight.data, 1.0, 0.02)

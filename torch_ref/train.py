@@ -90,7 +90,14 @@ def new_run(config: config_lib.Config, device: str | torch.device = "cpu") -> Ru
     `weights_init`."""
     dtype = model_dtype(config)
     torch.manual_seed(config.seed)
-    generator = Generator(config.nz, config.ngf, config.nc, config.image_size, config.num_classes)
+    generator = Generator(
+        config.nz,
+        config.ngf,
+        config.nc,
+        config.image_size,
+        config.num_classes,
+        config.class_conditioning == "batchnorm",
+    )
     generator.apply(weights_init)
     discriminator = Discriminator(
         config.ndf,

@@ -30,7 +30,9 @@ class Generator(nn.Module):
     maps to nc and ends in Tanh. `spectral_norm` normalises every transposed convolution, as
     PyTorch's spectral_norm does (its dim 1, the output channels). With `num_classes`, a learned
     class embedding `embed` (N(0, 1), as torch's nn.Embedding) of size nz joins the latent: conv_0
-    sees (N, 1, 1, 2 nz).
+    sees (N, 1, 1, 2 nz); or, with `conditional_batchnorm`, every `bn_i` takes its scale and bias
+    from per-class tables and conv_0 sees the latent alone, so that G's first features vary only
+    with z (the joined embedding lets G ignore z within a class: docs/results.md).
     """
 
     nz: int = 100
@@ -44,6 +46,7 @@ class Generator(nn.Module):
     )
     spectral_norm: bool = False
     num_classes: int = 0
+    conditional_batchnorm: bool = False
 
     @nn.compact
     def __call__(
@@ -53,22 +56,29 @@ class Generator(nn.Module):
         kwargs = dict(dtype=self.dtype, param_dtype=self.param_dtype)
         conv_kwargs = dict(kwargs, precision=self.precision, spectral_norm=self.spectral_norm)
         x = z.reshape(z.shape[0], 1, 1, self.nz)  # (N, 1, 1, nz)
-        if self.num_classes:
+        classes = class_labels(labels, self.num_classes) if self.num_classes else None
+        norm_kwargs = dict(kwargs)
+        if self.conditional_batchnorm:
+            if not self.num_classes:
+                raise ValueError("conditional BatchNorm needs num_classes")
+            norm_kwargs["num_classes"] = self.num_classes
+        elif self.num_classes:
             embedding = nn.Embed(
                 self.num_classes,
                 self.nz,
                 embedding_init=nn.initializers.normal(1.0),
                 name="embed",
                 **kwargs,
-            )(class_labels(labels, self.num_classes))
+            )(classes)
             x = jnp.concatenate([x, embedding.reshape(x.shape)], axis=-1)  # (N, 1, 1, 2 nz)
         x = ConvTranspose(self.ngf * 2 ** (layers - 1), 1, 0, name="conv_0", **conv_kwargs)(x)
-        x = nn.relu(BatchNorm(name="bn_0", **kwargs)(x, train))  # (N, 4, 4, ngf*8) at S=64
+        x = nn.relu(BatchNorm(name="bn_0", **norm_kwargs)(x, train, classes))
+        # (N, 4, 4, ngf*8) at S=64
         for i in range(1, layers):
             x = ConvTranspose(
                 self.ngf * 2 ** (layers - 1 - i), 2, 1, name=f"conv_{i}", **conv_kwargs
             )(x)
-            x = nn.relu(BatchNorm(name=f"bn_{i}", **kwargs)(x, train))
+            x = nn.relu(BatchNorm(name=f"bn_{i}", **norm_kwargs)(x, train, classes))
             # (N, 4*2**i, 4*2**i, ngf*2**(L-1-i)): at S=64 (N, 8, 8, ngf*4) ... (N, 32, 32, ngf)
         x = ConvTranspose(self.nc, 2, 1, name=f"conv_{layers}", **conv_kwargs)(x)  # (N, S, S, nc)
         return jnp.tanh(x)

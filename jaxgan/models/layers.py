@@ -314,19 +314,30 @@ class BatchNorm(nn.Module):
 
     Statistics are computed in float32 or wider whatever the compute dtype. Under `jit` with the
     batch sharded over devices the means are over the global batch (pmap's cross-replica BatchNorm).
+    With `num_classes`, conditional BatchNorm (de Vries et al. 2017; BigGAN's, SNGAN's): `scale`
+    and `bias` are (num_classes, features) tables and each example uses its class's row (every
+    row initialised as the plain layer's).
     """
 
     momentum: float = 0.1
     epsilon: float = 1e-5
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
+    num_classes: int = 0
 
     @nn.compact
-    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    def __call__(self, x: jax.Array, train: bool, labels: jax.Array | None = None) -> jax.Array:
         features = x.shape[-1]
         stat_dtype = jnp.promote_types(self.param_dtype, jnp.float32)
-        scale = self.param("scale", dcgan_normal(1.0), (features,), self.param_dtype)
-        bias = self.param("bias", nn.initializers.zeros, (features,), self.param_dtype)
+        shape = (self.num_classes, features) if self.num_classes else (features,)
+        scale = self.param("scale", dcgan_normal(1.0), shape, self.param_dtype)
+        bias = self.param("bias", nn.initializers.zeros, shape, self.param_dtype)
+        if self.num_classes:  # each example's class row, broadcast over its positions
+            if labels is None:
+                raise ValueError(
+                    f"a conditional BatchNorm ({self.num_classes} classes) needs labels"
+                )
+            scale, bias = (table[labels][:, None, None, :] for table in (scale, bias))
         running_mean = self.variable("batch_stats", "mean", jnp.zeros, (features,), stat_dtype)
         running_var = self.variable("batch_stats", "var", jnp.ones, (features,), stat_dtype)
         tracked = self.variable("batch_stats", "num_batches_tracked", jnp.zeros, (), jnp.int32)
