@@ -30,7 +30,7 @@ DEGRADATIONS = (
 )
 RESTORERS = ("residual", "encoder_decoder")
 SPECTRAL_NORM = ("", "discriminator", "generator", "both")  # which models are normalised
-CLASS_CONDITIONING = ("embedding", "batchnorm")  # how a class-conditional G sees the class
+CLASS_CONDITIONING = ("embedding", "batchnorm", "both")  # how a class-conditional G sees the class
 
 
 def spectral_norm_of(config: Config, role: str) -> bool:
@@ -55,7 +55,7 @@ class Config:
     # Models.
     nz: int = 100
     num_classes: int = 0  # 0: unconditional; N: G and D conditioned on the data's N classes
-    # How G sees the class: "embedding" (joined to the latent) or "batchnorm" (conditional BN).
+    # How G sees the class: "embedding" (joined to z), "batchnorm" (conditional BN) or "both".
     class_conditioning: str = "embedding"
     ngf: int = 64
     ndf: int = 64

@@ -125,9 +125,11 @@ def table(arch: Mapping[str, Any]) -> list[Entry]:
     entries: list[Entry] = []
     embedding = [Entry("embed.weight", ("params", "embed", "embedding"), "embedding")]
     if arch["model"] == "generator":  # [embed] + main = [ConvT, BN, ReLU] * L + [ConvT, Tanh]
-        conditional_batchnorm = arch.get("conditional_batchnorm", False)
-        norm = _conditional_batchnorm if conditional_batchnorm else _batchnorm
-        entries += embedding if arch.get("num_classes") and not conditional_batchnorm else []
+        conditioning = (
+            arch.get("class_conditioning", "embedding") if arch.get("num_classes") else ""
+        )
+        norm = _conditional_batchnorm if conditioning in ("batchnorm", "both") else _batchnorm
+        entries += embedding if conditioning in ("embedding", "both") else []
         for i in range(layers + 1):
             spectral_norm = arch.get("spectral_norm") or ""
             entries += _conv(f"main.{3 * i}", f"conv_{i}", spectral_norm, "conv_transpose")
@@ -261,9 +263,9 @@ def infer_arch(model: str, state_dict: Mapping[str, Any]) -> dict[str, Any]:
         arch["num_classes"] = classes
         if model == "generator":
             arch["nz"] = first[0] - features
-    elif model == "generator" and "main.1.scale.weight" in state_dict:  # conditional BatchNorm
+    if model == "generator" and "main.1.scale.weight" in state_dict:  # conditional BatchNorm
         arch["num_classes"] = weight("main.1.scale.weight")[0]
-        arch["conditional_batchnorm"] = True
+        arch["class_conditioning"] = "both" if "embed.weight" in state_dict else "batchnorm"
     formats = {suffixes[suffix] for suffix in found.values()}
     if len(formats) > 1:
         raise ConversionError(

@@ -26,6 +26,7 @@ RESIDUAL = {
 CONDITIONAL = {
     "conditional_generator": "generator",
     "conditional_batchnorm_generator": "generator",
+    "conditional_both_generator": "generator",
     "projection_discriminator": "discriminator",
 }
 NUM_CLASSES = 10
@@ -62,7 +63,10 @@ def make_torch_model(
             nc,
             size,
             num_classes=classes,
-            conditional_batchnorm=name == "conditional_batchnorm_generator",
+            class_conditioning={
+                "conditional_batchnorm_generator": "batchnorm",
+                "conditional_both_generator": "both",
+            }.get(name, "embedding"),
         )
     elif role(name) == "discriminator":
         module = torch_models.Discriminator(width, nc, size, num_classes=classes)

@@ -99,6 +99,7 @@ def run_cli(main, *args: str) -> int:
         ("residual_u4", False),
         ("conditional_generator", False),
         ("conditional_batchnorm_generator", False),
+        ("conditional_both_generator", False),
         ("projection_discriminator", False),
     ],
 )
@@ -145,7 +146,7 @@ def test_jax_to_torch_to_jax_is_exact(tmp_path, name, suffix, dtype):
         "conditional_batchnorm_generator": dict(
             model="generator", nz=16, ngf=8, nc=1, image_size=32, num_classes=10
         )
-        | {"conditional_batchnorm": True},
+        | {"class_conditioning": "batchnorm"},
         "discriminator": dict(model="discriminator", ndf=8, nc=1, image_size=64),
         "restorer": dict(model="restorer", nc=3, width=8, image_size=32, skips=True),
         "residual": dict(

@@ -42,6 +42,7 @@ CONDITIONAL_CASES = [
     for name in (
         "conditional_generator",
         "conditional_batchnorm_generator",
+        "conditional_both_generator",
         "projection_discriminator",
     )
     for variant in (dict(), dict(size=64, batch=7))

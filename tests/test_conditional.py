@@ -138,7 +138,9 @@ def test_conditional_batchnorm_takes_each_example_s_class_row_and_the_latent_alo
 
     from jaxgan.models import Generator
 
-    model = Generator(nz=8, ngf=4, nc=1, image_size=32, num_classes=3, conditional_batchnorm=True)
+    model = Generator(
+        nz=8, ngf=4, nc=1, image_size=32, num_classes=3, class_conditioning="batchnorm"
+    )
     z = jax.random.normal(jax.random.key(0), (6, 8))
     labels = jnp.array([0, 1, 2, 0, 1, 2])
     variables = model.init(jax.random.key(1), z, labels, train=False)

@@ -38,8 +38,8 @@ class ConditionalBatchNorm2d(nn.BatchNorm2d):
 
 class Generator(nn.Module):
     """The seed's G; with `num_classes`, a class embedding (nn.Embedding, size nz) is concatenated
-    to the latent (`forward(noise, labels)`), or with `conditional_batchnorm` every BatchNorm is a
-    `ConditionalBatchNorm2d`."""
+    to the latent (`forward(noise, labels)`); `class_conditioning` "batchnorm" makes every BatchNorm
+    a `ConditionalBatchNorm2d` instead, "both" does both."""
 
     def __init__(
         self,
@@ -48,12 +48,13 @@ class Generator(nn.Module):
         nc: int = 3,
         image_size: int = 64,
         num_classes: int = 0,
-        conditional_batchnorm: bool = False,
+        class_conditioning: str = "embedding",
     ):
         super().__init__()
         layers = num_upsamplings(image_size)
         width = ngf * 2 ** (layers - 1)
-        joined = num_classes and not conditional_batchnorm
+        joined = num_classes and class_conditioning in ("embedding", "both")
+        conditional_batchnorm = num_classes and class_conditioning in ("batchnorm", "both")
         if joined:
             self.embed = nn.Embedding(num_classes, nz)
 

@@ -96,7 +96,7 @@ def new_run(config: config_lib.Config, device: str | torch.device = "cpu") -> Ru
         config.nc,
         config.image_size,
         config.num_classes,
-        config.class_conditioning == "batchnorm",
+        config.class_conditioning,
     )
     generator.apply(weights_init)
     discriminator = Discriminator(

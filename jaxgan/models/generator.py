@@ -30,9 +30,9 @@ class Generator(nn.Module):
     maps to nc and ends in Tanh. `spectral_norm` normalises every transposed convolution, as
     PyTorch's spectral_norm does (its dim 1, the output channels). With `num_classes`, a learned
     class embedding `embed` (N(0, 1), as torch's nn.Embedding) of size nz joins the latent: conv_0
-    sees (N, 1, 1, 2 nz); or, with `conditional_batchnorm`, every `bn_i` takes its scale and bias
-    from per-class tables and conv_0 sees the latent alone, so that G's first features vary only
-    with z (the joined embedding lets G ignore z within a class: docs/results.md).
+    sees (N, 1, 1, 2 nz). `class_conditioning` "batchnorm" instead gives every `bn_i` per-class
+    scale and bias tables and conv_0 the latent alone, so that G's first features vary only with z
+    (the joined embedding lets G ignore z within a class: docs/results.md); "both" does both.
     """
 
     nz: int = 100
@@ -46,7 +46,7 @@ class Generator(nn.Module):
     )
     spectral_norm: bool = False
     num_classes: int = 0
-    conditional_batchnorm: bool = False
+    class_conditioning: str = "embedding"  # with num_classes: "embedding", "batchnorm" or "both"
 
     @nn.compact
     def __call__(
@@ -58,11 +58,9 @@ class Generator(nn.Module):
         x = z.reshape(z.shape[0], 1, 1, self.nz)  # (N, 1, 1, nz)
         classes = class_labels(labels, self.num_classes) if self.num_classes else None
         norm_kwargs = dict(kwargs)
-        if self.conditional_batchnorm:
-            if not self.num_classes:
-                raise ValueError("conditional BatchNorm needs num_classes")
+        if self.num_classes and self.class_conditioning in ("batchnorm", "both"):
             norm_kwargs["num_classes"] = self.num_classes
-        elif self.num_classes:
+        if self.num_classes and self.class_conditioning in ("embedding", "both"):
             embedding = nn.Embed(
                 self.num_classes,
                 self.nz,

@@ -57,7 +57,7 @@ class GanTask(Task):
             **module_options(config),
             spectral_norm=spectral_norm_of(config, "generator"),
             num_classes=config.num_classes,
-            conditional_batchnorm=config.class_conditioning == "batchnorm",
+            class_conditioning=config.class_conditioning,
         )
         return {"generator": generator, "discriminator": build_discriminator(config)}
 
@@ -79,8 +79,8 @@ class GanTask(Task):
             )
             if config.num_classes:
                 arch["num_classes"] = config.num_classes
-            if config.class_conditioning == "batchnorm":
-                arch["conditional_batchnorm"] = True
+            if config.class_conditioning != "embedding":
+                arch["class_conditioning"] = config.class_conditioning
             if spectral_norm_of(config, "generator"):
                 arch["spectral_norm"] = "parametrizations"
             return arch
