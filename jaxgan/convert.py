@@ -19,7 +19,7 @@ import numpy as np
 from flax import traverse_util
 
 from jaxgan.models import Discriminator, Generator, ResidualRestorer, Restorer
-from jaxgan.models.generator import num_upsamplings
+from jaxgan.models.generator import class_inputs, num_upsamplings
 
 MODELS = ("generator", "discriminator", "restorer")  # the roles, as `--model` names them
 
@@ -125,11 +125,11 @@ def table(arch: Mapping[str, Any]) -> list[Entry]:
     entries: list[Entry] = []
     embedding = [Entry("embed.weight", ("params", "embed", "embedding"), "embedding")]
     if arch["model"] == "generator":  # [embed] + main = [ConvT, BN, ReLU] * L + [ConvT, Tanh]
-        conditioning = (
-            arch.get("class_conditioning", "embedding") if arch.get("num_classes") else ""
+        joined, conditional_batchnorm = class_inputs(
+            arch.get("num_classes", 0), arch.get("class_conditioning", "embedding")
         )
-        norm = _conditional_batchnorm if conditioning in ("batchnorm", "both") else _batchnorm
-        entries += embedding if conditioning in ("embedding", "both") else []
+        norm = _conditional_batchnorm if conditional_batchnorm else _batchnorm
+        entries += embedding if joined else []
         for i in range(layers + 1):
             spectral_norm = arch.get("spectral_norm") or ""
             entries += _conv(f"main.{3 * i}", f"conv_{i}", spectral_norm, "conv_transpose")

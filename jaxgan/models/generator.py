@@ -16,6 +16,14 @@ def num_upsamplings(image_size: int) -> int:
     return image_size.bit_length() - 3
 
 
+def class_inputs(num_classes: int, class_conditioning: str) -> tuple[bool, bool]:
+    """(class embedding joined to z, conditional BatchNorm) of a G's `class_conditioning`."""
+    return (
+        bool(num_classes) and class_conditioning in ("embedding", "both"),
+        bool(num_classes) and class_conditioning in ("batchnorm", "both"),
+    )
+
+
 def class_labels(labels: jax.Array | None, num_classes: int) -> jax.Array:
     """A conditional model's labels (N,), which it cannot run without."""
     if labels is None:
@@ -57,10 +65,9 @@ class Generator(nn.Module):
         conv_kwargs = dict(kwargs, precision=self.precision, spectral_norm=self.spectral_norm)
         x = z.reshape(z.shape[0], 1, 1, self.nz)  # (N, 1, 1, nz)
         classes = class_labels(labels, self.num_classes) if self.num_classes else None
-        norm_kwargs = dict(kwargs)
-        if self.num_classes and self.class_conditioning in ("batchnorm", "both"):
-            norm_kwargs["num_classes"] = self.num_classes
-        if self.num_classes and self.class_conditioning in ("embedding", "both"):
+        joined, conditional_batchnorm = class_inputs(self.num_classes, self.class_conditioning)
+        norm_kwargs = dict(kwargs, num_classes=self.num_classes if conditional_batchnorm else 0)
+        if joined:
             embedding = nn.Embed(
                 self.num_classes,
                 self.nz,
